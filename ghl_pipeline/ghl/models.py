@@ -1,0 +1,140 @@
+"""Typed models of what GHL sends, parsed once at the client boundary.
+
+Nothing downstream of the client digs through raw GHL JSON: it reads these frozen dataclasses.
+Parsing is tolerant per record (GHL's quirks are normal, not errors): a field that is missing
+becomes ``None``; a field that is present but malformed becomes ``None`` *and* a note in
+``problems``, so validation can reject the row with a reason while the rest of the page lands.
+The raw record is kept for ``all_calls_rejects``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+# The message types that are phone calls (GHL numeric type in brackets): TYPE_CALL (1),
+# TYPE_IVR_CALL (24, inbound IVR, never has a userId) and TYPE_CUSTOM_CALL (34, third-party calls).
+CALL_MESSAGE_TYPES: frozenset[str] = frozenset({"TYPE_CALL", "TYPE_IVR_CALL", "TYPE_CUSTOM_CALL"})
+CALL_TYPE_NUMBERS: Mapping[int, str] = {1: "TYPE_CALL", 24: "TYPE_IVR_CALL", 34: "TYPE_CUSTOM_CALL"}
+
+
+class Secret:
+    """A token that never shows itself: ``str``/``repr``/f-strings print ``Secret('***')``."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        if isinstance(value, Secret):
+            value = value.reveal()
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError("a GHL token must be a non-empty string")
+        self._value = value.strip()
+
+    def reveal(self) -> str:
+        """The token itself; call only where it goes into an Authorization header."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(("Secret", self._value))
+
+    def __reduce__(self):  # pickling would write the token into Dagster's storage
+        raise TypeError("a Secret cannot be pickled")
+
+
+def parse_timestamp(value: Any) -> datetime | None:
+    """An aware UTC datetime from GHL's ISO-8601 string (or epoch milliseconds); ``None`` if absent.
+
+    Raises ``ValueError`` when the value is present but not a timestamp.
+    """
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise ValueError(f"not a timestamp: {value!r}")
+    if isinstance(value, int | float):
+        if not math.isfinite(value):
+            raise ValueError(f"not a timestamp: {value!r}")
+        try:
+            return datetime.fromtimestamp(value / 1000, tz=UTC)
+        except (OverflowError, OSError, ValueError) as exc:
+            raise ValueError(f"epoch milliseconds out of range: {value!r}") from exc
+    if not isinstance(value, str):
+        raise ValueError(f"not a timestamp: {type(value).__name__}")
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    parsed = datetime.fromisoformat(text)  # ValueError on junk
+    if parsed.tzinfo is None:  # GHL sends UTC; a naive stamp is read as UTC
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class CallRecord:
+    """One call message from ``GET /conversations/messages/export`` (or the nested messages pages)."""
+
+    id: str | None
+    location_id: str | None
+    conversation_id: str | None
+    contact_id: str | None
+    # Missing on inbound and IVR calls: there is no dialing user.
+    user_id: str | None
+    direction: str | None
+    # ``meta.call.status`` when present, else the message's top-level ``status`` (which carries call
+    # statuses on call messages, not the SMS enum the spec lists).
+    call_status: str | None
+    # ``meta.call.duration`` in seconds; absent on no-answer/busy/failed calls.
+    duration_seconds: int | None
+    message_type: str | None
+    date_added: datetime | None
+    date_updated: datetime | None
+    raw: Mapping[str, Any] = field(repr=False, compare=False)
+    problems: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CallPage:
+    """One page of the export, already filtered to call-like messages."""
+
+    calls: tuple[CallRecord, ...]
+    total: int | None
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    """The parts of a contact that ``all_calls`` needs."""
+
+    id: str
+    name: str | None
+    phone: str | None
+    country: str | None
+    date_updated: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """A GHL user (an agent)."""
+
+    id: str
+    name: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """A GHL sub-account: its IANA time zone and country (default phone region)."""
+
+    id: str
+    name: str | None
+    timezone: str | None
+    country: str | None
