@@ -1,0 +1,218 @@
+"""Sync one project's calls for one window: GHL → mapping → validation → upsert.
+
+This is the pipeline's one unit of work, used by the partitioned asset, the dashboard's job and the
+CLI alike. It knows nothing of Dagster: it takes a client and an engine and returns counts.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+
+import pandas as pd
+import sqlalchemy as sa
+
+from ghl_pipeline.calls.mapping import calls_to_frame
+from ghl_pipeline.calls.validation import validate_calls
+from ghl_pipeline.ghl.client import GHLClient
+from ghl_pipeline.ghl.errors import GHLAccessError
+from ghl_pipeline.ghl.models import CallRecord, Contact, Location
+from ghl_pipeline.warehouse.contacts import cached_contacts, store_contacts
+from ghl_pipeline.warehouse.projects import Project
+from ghl_pipeline.warehouse.upsert import insert_rejects, upsert_calls
+from ghl_pipeline.windows import DayRange, ExactWindow, zone_info
+
+log = logging.getLogger(__name__)
+
+# Calls are mapped and upserted in chunks of this many records: big enough that the contact lookup
+# and the upsert run in bulk, small enough that a busy month never sits in memory at once.
+CHUNK_CALLS = 5_000
+# A cached contact older than this is fetched again (names and numbers change, rarely).
+CONTACT_MAX_AGE = timedelta(days=7)
+
+
+@dataclass
+class Counts:
+    """What a sync did: records fetched from GHL, and what happened to them in ``all_calls``."""
+
+    fetched: int = 0
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: int = 0
+
+    def add(self, other: Counts) -> None:
+        """Add ``other`` into these counts."""
+        self.fetched += other.fetched
+        self.new += other.new
+        self.updated += other.updated
+        self.unchanged += other.unchanged
+        self.rejected += other.rejected
+
+    def as_dict(self) -> dict[str, int]:
+        """The counts under the names the run summary and metadata use."""
+        return {
+            "fetched": self.fetched,
+            "new_records": self.new,
+            "updated_records": self.updated,
+            "unchanged_records": self.unchanged,
+            "rejected_records": self.rejected,
+        }
+
+
+@dataclass
+class SyncResult:
+    """The outcome of syncing one project over one window."""
+
+    project_name: str
+    timezone: str
+    window_start: datetime
+    window_end: datetime
+    totals: Counts = field(default_factory=Counts)
+    # Counts per local call date (the ``date`` partition the rows belong to).
+    by_date: dict[date, Counts] = field(default_factory=lambda: defaultdict(Counts))
+    requests: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectContext:
+    """What a sync needs to know about a project's GHL location before it fetches calls."""
+
+    timezone: str
+    region: str | None
+
+
+def resolve_location(client: GHLClient, project: Project) -> ProjectContext:
+    """The project's time zone (configured, else the location's, else UTC) and phone region.
+
+    ``GET /locations/{id}`` needs the ``locations.readonly`` scope; a token without it still syncs
+    when the project has a time zone configured.
+    """
+    location: Location | None
+    try:
+        location = client.get_location()
+    except GHLAccessError:
+        if not project.timezone:
+            raise
+        location = None
+    timezone = project.timezone or (location.timezone if location else None) or "UTC"
+    zone_info(timezone)  # a bad zone name fails here, before any call is fetched
+    region = location.country.upper() if location and location.country else None
+    return ProjectContext(timezone=timezone, region=region)
+
+
+def sync_project(
+    *,
+    engine: sa.Engine,
+    client: GHLClient,
+    project: Project,
+    span: DayRange | ExactWindow,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> SyncResult:
+    """Sync ``project``'s calls in ``span`` into ``all_calls`` and return the counts."""
+    context = resolve_location(client, project)
+    start, end = span.window(context.timezone)
+    result = SyncResult(project.name, context.timezone, start, end)
+    users = client.list_users()
+    for chunk in _chunks(client.iter_call_pages(start=start, end=end), CHUNK_CALLS):
+        contacts = _contacts_for(engine, client, project.location_id, chunk)
+        frame = calls_to_frame(
+            chunk,
+            project_name=project.name,
+            location_id=project.location_id,
+            timezone=context.timezone,
+            region=context.region,
+            users=users,
+            contacts=contacts,
+            synced_at=now(),
+        )
+        checked = validate_calls(frame, window_start=start, window_end=end)
+        if len(checked.rejects):
+            insert_rejects(engine, checked.rejects)
+        _upsert_by_date(engine, checked.valid, result)
+        result.totals.fetched += len(chunk)
+        result.totals.rejected += len(checked.rejects)
+        for call_date, n in _rejects_by_date(checked.rejects, context.timezone).items():
+            result.by_date[call_date].rejected += n
+        for call_date, n in _fetched_by_date(chunk, context.timezone).items():
+            result.by_date[call_date].fetched += n
+    result.requests = client.request_count
+    log.info(
+        "synced %s %s..%s: %s",
+        project.name,
+        start.isoformat(),
+        end.isoformat(),
+        result.totals.as_dict(),
+    )
+    return result
+
+
+def _chunks(pages: Iterable, size: int) -> Iterator[list[CallRecord]]:
+    chunk: list[CallRecord] = []
+    for page in pages:
+        chunk.extend(page.calls)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _contacts_for(
+    engine: sa.Engine, client: GHLClient, location_id: str, calls: list[CallRecord]
+) -> dict[str, Contact]:
+    """Contacts of these calls: from the cache that outlives runs, fetching only the unknown or stale."""
+    wanted = {c.contact_id for c in calls if c.contact_id}
+    known = cached_contacts(engine, location_id, wanted, max_age=CONTACT_MAX_AGE)
+    missing = wanted - known.keys()
+    if missing:
+        fetched = client.fetch_contacts(missing)
+        store_contacts(engine, location_id, fetched.values())
+        known.update(fetched)
+    return known
+
+
+def _upsert_by_date(engine: sa.Engine, valid: pd.DataFrame, result: SyncResult) -> None:
+    """Upsert per local call date, so each ``date`` partition gets its own exact counts."""
+    if valid.empty:
+        return
+    for call_date, rows in valid.groupby("call_date", sort=True):
+        counts = upsert_calls(engine, rows)
+        day = _as_date(call_date)
+        for target in (result.totals, result.by_date[day]):
+            target.new += counts.new
+            target.updated += counts.updated
+            target.unchanged += counts.unchanged
+
+
+def _as_date(value: object) -> date:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    return pd.Timestamp(value).date()
+
+
+def _fetched_by_date(calls: list[CallRecord], timezone: str) -> dict[date, int]:
+    zone = zone_info(timezone)
+    out: dict[date, int] = defaultdict(int)
+    for call in calls:
+        if call.date_added is not None:
+            out[call.date_added.astimezone(zone).date()] += 1
+    return out
+
+
+def _rejects_by_date(rejects: pd.DataFrame, timezone: str) -> dict[date, int]:
+    """Rejected rows per local date, where their start time is known (else they count only in totals)."""
+    if rejects.empty or "call_started_at" not in rejects:
+        return {}
+    zone = zone_info(timezone)
+    out: dict[date, int] = defaultdict(int)
+    for value in rejects["call_started_at"]:
+        if value is None or pd.isna(value):
+            continue
+        out[pd.Timestamp(value).tz_convert(zone).date()] += 1
+    return out
