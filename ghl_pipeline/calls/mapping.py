@@ -8,7 +8,7 @@ ignores columns that start with ``_``.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import date, datetime
+from datetime import datetime
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
@@ -122,8 +122,8 @@ def calls_to_frame(
         contact = contacts.get(call.contact_id) if call.contact_id else None
         user = users.get(call.user_id) if call.user_id else None
         ids.append(_clean(call.id))
-        # A message of another location would be a GHL bug; keep what GHL said so validation can see it.
-        locations.append(_clean(call.location_id) or location_id)
+        call_location = _clean(call.location_id)
+        locations.append(call_location or location_id)
         conversations.append(_clean(call.conversation_id))
         contact_ids.append(_clean(call.contact_id))
         user_ids.append(_clean(call.user_id))
@@ -138,7 +138,11 @@ def calls_to_frame(
         starts.append(call.date_added)
         updates.append(call.date_updated)
         raws.append(call.raw)
-        problems.append(tuple(call.problems))
+        found = tuple(call.problems)
+        if call_location is not None and call_location != location_id:
+            # A message of another location would mean a token/location mix-up; never file it here.
+            found += (f"locationId {call_location!r} is not the project's location",)
+        problems.append(found)
 
     call_started_at = pd.Series(pd.to_datetime(starts, utc=True), dtype="datetime64[us, UTC]")
     frame = pd.DataFrame(
@@ -174,6 +178,3 @@ def empty_calls_frame() -> pd.DataFrame:
         synced_at=datetime(1970, 1, 1, tzinfo=ZoneInfo("UTC")),
     )
 
-
-__all__ = ["ALL_CALLS_COLUMNS", "EXTRA_COLUMNS", "calls_to_frame", "empty_calls_frame", "normalise_phone",
-           "normalise_status", "date"]

@@ -88,7 +88,9 @@ class JwksCache:
             document = response.json()
         except (httpx.HTTPError, ValueError) as exc:
             if self._fetched_at is not None:  # keep serving the keys we have; Supabase hiccups
-                log.warning("JWKS refresh from %s failed (%s); keeping cached keys", self._url, type(exc).__name__)
+                log.warning(
+                    "JWKS refresh from %s failed (%s); keeping cached keys", self._url, type(exc).__name__
+                )
                 self._fetched_at = time.monotonic()
                 return
             raise JwksUnavailableError(f"could not read the signing keys from {self._url}") from exc
@@ -179,7 +181,9 @@ class TokenVerifier:
 
     def _authorize(self, claims: Mapping[str, Any]) -> Principal:
         email = claims.get("email") if isinstance(claims.get("email"), str) else None
-        principal = Principal(user_id=claims["sub"], email=email.lower() if email else None, roles=_roles(claims))
+        principal = Principal(
+            user_id=claims["sub"], email=email.lower() if email else None, roles=_roles(claims)
+        )
         allowed_roles = self._settings.allowed_roles
         if allowed_roles and not principal.roles & allowed_roles:
             log.info("sync refused for user %s: role not allowed", principal.user_id)
@@ -224,4 +228,3 @@ def _email_allowed(email: str | None, allowed: frozenset[str]) -> bool:
         return False
     domain = "@" + email.rpartition("@")[2]
     return email in allowed or domain in allowed
-

@@ -25,7 +25,8 @@ ALL_PROJECTS_SCOPE = "*"
 # worse, accepts in places we did not test.
 _DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
 _DATETIME_RE = re.compile(
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?(Z|[+-][0-9]{2}:[0-9]{2})", re.ASCII
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?(Z|[+-][0-9]{2}:[0-9]{2})",
+    re.ASCII,
 )
 _FIELDS = ("dateFrom", "dateTo", "projectName")
 
@@ -69,7 +70,7 @@ def decode_json_object(raw: bytes) -> dict[str, Any]:
     except BodyError:
         raise
     except (ValueError, RecursionError):
-        raise BodyError("body", "must be a JSON object like {\"dateFrom\": \"2025-12-01\", ...}") from None
+        raise BodyError("body", 'must be a JSON object like {"dateFrom": "2025-12-01", ...}') from None
     if not isinstance(value, dict):
         raise BodyError("body", "must be a JSON object, not " + type(value).__name__)
     return value
@@ -80,16 +81,22 @@ def parse_sync_request(body: dict[str, Any], *, today: date | None = None) -> Sy
     unknown = sorted(str(key) for key in body if key not in _FIELDS)
     if unknown:
         names = ", ".join(repr(_clip(name)) for name in unknown[:5])
-        raise BodyError(_clip(unknown[0]), f"unknown field(s) {names}; allowed: dateFrom, dateTo, projectName")
+        raise BodyError(
+            _clip(unknown[0]), f"unknown field(s) {names}; allowed: dateFrom, dateTo, projectName"
+        )
     latest = (today or datetime.now(UTC).date()) + timedelta(days=1)  # +1: zones ahead of UTC
     start = _parse_moment(body, "dateFrom", latest)
     end = _parse_moment(body, "dateTo", latest)
     if isinstance(start, datetime) != isinstance(end, datetime):
-        raise BodyError("dateTo", "dateFrom and dateTo must both be dates (YYYY-MM-DD) or both datetimes, not a mix")
+        raise BodyError(
+            "dateTo", "dateFrom and dateTo must both be dates (YYYY-MM-DD) or both datetimes, not a mix"
+        )
     if isinstance(start, datetime):
         assert isinstance(end, datetime)
         if end <= start:
-            raise BodyError("dateTo", "must be after dateFrom (datetimes are the half-open window [from, to))")
+            raise BodyError(
+                "dateTo", "must be after dateFrom (datetimes are the half-open window [from, to))"
+            )
         if end - start > timedelta(days=MAX_WINDOW_DAYS):
             raise BodyError("dateTo", f"the window may be at most {MAX_WINDOW_DAYS} days")
     else:
@@ -97,7 +104,9 @@ def parse_sync_request(body: dict[str, Any], *, today: date | None = None) -> Sy
             raise BodyError("dateTo", "must not be before dateFrom")
         if (end - start).days + 1 > MAX_WINDOW_DAYS:
             raise BodyError("dateTo", f"the window may be at most {MAX_WINDOW_DAYS} days (inclusive)")
-    return SyncRequest(date_from=start.isoformat(), date_to=end.isoformat(), project_name=_parse_project(body))
+    return SyncRequest(
+        date_from=start.isoformat(), date_to=end.isoformat(), project_name=_parse_project(body)
+    )
 
 
 def _parse_moment(body: dict[str, Any], name: str, latest: date) -> date | datetime:

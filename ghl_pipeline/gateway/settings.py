@@ -44,7 +44,9 @@ class GatewaySettings:
                 "or SUPABASE_JWT_SECRET for the legacy HS256 secret"
             )
         if self.jwt_secret is not None and len(self.jwt_secret) < 32:
-            raise GatewayConfigError("SUPABASE_JWT_SECRET is shorter than 32 characters; that is not a Supabase secret")
+            raise GatewayConfigError(
+                "SUPABASE_JWT_SECRET is shorter than 32 characters; that is not a Supabase secret"
+            )
         if self.max_body_bytes < 64:
             raise GatewayConfigError("GATEWAY_MAX_BODY_BYTES must be at least 64")
         if "*" in self.cors_origins:
