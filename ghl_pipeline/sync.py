@@ -19,9 +19,10 @@ from ghl_pipeline.calls.mapping import calls_to_frame
 from ghl_pipeline.calls.validation import validate_calls
 from ghl_pipeline.ghl.client import GHLClient
 from ghl_pipeline.ghl.errors import GHLAccessError
-from ghl_pipeline.ghl.models import CallRecord, Contact, Location
+from ghl_pipeline.ghl.models import CallPage, CallRecord, Contact, Location
 from ghl_pipeline.warehouse.contacts import cached_contacts, store_contacts
 from ghl_pipeline.warehouse.projects import Project
+from ghl_pipeline.warehouse.sync_state import record_sync
 from ghl_pipeline.warehouse.upsert import insert_rejects, upsert_calls
 from ghl_pipeline.windows import DayRange, ExactWindow, zone_info
 
@@ -75,6 +76,8 @@ class SyncResult:
     # Counts per local call date (the ``date`` partition the rows belong to).
     by_date: dict[date, Counts] = field(default_factory=lambda: defaultdict(Counts))
     requests: int = 0
+    # GHL's own count of call messages in the window (the export's ``total``, first page).
+    ghl_total: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +120,7 @@ def sync_project(
     start, end = span.window(context.timezone)
     result = SyncResult(project.name, context.timezone, start, end)
     users = client.list_users()
-    for chunk in _chunks(client.iter_call_pages(start=start, end=end), CHUNK_CALLS):
+    for chunk in _chunks(_noting_total(client.iter_call_pages(start=start, end=end), result), CHUNK_CALLS):
         contacts = _contacts_for(engine, client, project.location_id, chunk)
         frame = calls_to_frame(
             chunk,
@@ -140,6 +143,9 @@ def sync_project(
         for call_date, n in _fetched_by_date(chunk, context.timezone).items():
             result.by_date[call_date].fetched += n
     result.requests = client.request_count
+    record_sync(
+        engine, project_name=project.name, timezone=context.timezone, window_start=start, window_end=end
+    )
     log.info(
         "synced %s %s..%s: %s",
         project.name,
@@ -148,6 +154,13 @@ def sync_project(
         result.totals.as_dict(),
     )
     return result
+
+
+def _noting_total(pages: Iterable[CallPage], result: SyncResult) -> Iterator[CallPage]:
+    for page in pages:
+        if result.ghl_total is None and page.total is not None:
+            result.ghl_total = page.total
+        yield page
 
 
 def _chunks(pages: Iterable, size: int) -> Iterator[list[CallRecord]]:

@@ -174,7 +174,12 @@ def calls_to_frame(
 def empty_calls_frame() -> pd.DataFrame:
     """A zero-row frame with the mapping's columns and dtypes."""
     return calls_to_frame(
-        [], project_name="", location_id="", timezone="UTC", region=None, users={}, contacts={},
+        [],
+        project_name="",
+        location_id="",
+        timezone="UTC",
+        region=None,
+        users={},
+        contacts={},
         synced_at=datetime(1970, 1, 1, tzinfo=ZoneInfo("UTC")),
     )
-

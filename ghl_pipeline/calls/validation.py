@@ -62,7 +62,9 @@ def calls_schema(*, window_start: datetime, window_end: datetime) -> pa.DataFram
             "ghl_user_id": _text(required=False, length=_ID_LENGTH),
             "lead_name": _text(required=False, length=_NAME_LENGTH),
             "phone_number": _text(required=False, length=_PHONE_LENGTH),
-            "direction": _text(required=True, length=(1, 16), extra=[pa.Check.isin(DIRECTIONS, error="in_set")]),
+            "direction": _text(
+                required=True, length=(1, 16), extra=[pa.Check.isin(DIRECTIONS, error="in_set")]
+            ),
             # A call GHL has not given a status yet is still a call the dashboard should count.
             "call_status": _text(
                 required=False, length=(1, 32), extra=[pa.Check.isin(CALL_STATUSES, error="in_set")]
@@ -74,7 +76,9 @@ def calls_schema(*, window_start: datetime, window_end: datetime) -> pa.DataFram
             ),
             "agent_name": _text(required=False, length=_NAME_LENGTH),
             "message_type": _text(
-                required=True, length=(1, 32), extra=[pa.Check.isin(sorted(CALL_MESSAGE_TYPES), error="in_set")]
+                required=True,
+                length=(1, 32),
+                extra=[pa.Check.isin(sorted(CALL_MESSAGE_TYPES), error="in_set")],
             ),
             "call_started_at": pa.Column(
                 None,
@@ -87,7 +91,7 @@ def calls_schema(*, window_start: datetime, window_end: datetime) -> pa.DataFram
                 None,
                 nullable=True,
                 required=False,
-                checks=pa.Check(lambda s: s.map(lambda p: not p), error="none"),
+                checks=pa.Check(lambda s: s.map(lambda p: not p), error="parse_problems"),
             ),
         },
         strict=False,
@@ -130,7 +134,8 @@ def validate_calls(frame: pd.DataFrame, *, window_start: datetime, window_end: d
         for column, check, value, index in cases[["column", "check", "failure_case", "index"]].itertuples(
             index=False
         ):
-            rule = f"{column}:{check}"
+            # "_problems:parse_problems" reads badly; the record-level rule is just "parse_problems".
+            rule = check if column == "_problems" else f"{column}:{check}"
             details = broken.setdefault(int(index), {})
             details.setdefault(rule, []).append(f"{column}={value!r}")
 

@@ -12,6 +12,7 @@ from ghl_pipeline.defs.resources import GHLResource, WarehouseResource
 from ghl_pipeline.defs.syncing import (
     consecutive_ranges,
     partition_metadata,
+    stored_in_window,
     stored_rows,
     sync_spans,
 )
@@ -26,6 +27,13 @@ from ghl_pipeline.warehouse.projects import get_project
     # per-run overhead (a few seconds) stays small next to a month of calls.
     backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=31),
     kinds={"postgres"},
+    check_specs=[
+        dg.AssetCheckSpec(
+            "reconciled_with_ghl",
+            asset="all_calls",
+            description="Rows stored plus rows rejected for the run's windows equal GHL's export total.",
+        )
+    ],
     description=(
         "The dashboard's call log: GHL call messages of one project (GHL location) for one calendar day "
         "in the project's time zone, upserted on ghl_id (newest version wins)."
@@ -44,6 +52,7 @@ def all_calls(
     per_partition: dict[str, dict[str, int]] = {}
     run_totals = {"fetched": 0, "new_records": 0, "updated_records": 0, "rejected_records": 0}
     requests = 0
+    reconciliation: dict[str, dict[str, int]] = {}
     for project_name, days in days_by_project.items():
         project = get_project(engine, project_name)
         if project is None:
@@ -58,6 +67,12 @@ def all_calls(
             spans=consecutive_ranges(days),
         )
         requests += result.requests
+        if result.ghl_total is not None:
+            reconciliation[project_name] = {
+                "ghl_total": result.ghl_total,
+                "stored": stored_in_window(engine, project_name, result.window_start, result.window_end),
+                "rejected": result.totals.rejected,
+            }
         rows = stored_rows(engine, project_name, days)
         for day in days:
             meta = partition_metadata(result.by_date[day], rows[day])
@@ -66,9 +81,10 @@ def all_calls(
             if name in run_totals:
                 run_totals[name] += value
 
+    check = _reconciliation_result(reconciliation)
     if len(per_partition) == 1:
         (meta,) = per_partition.values()
-        return dg.MaterializeResult(metadata={**meta, "ghl_requests": requests})
+        return dg.MaterializeResult(metadata={**meta, "ghl_requests": requests}, check_results=[check])
 
     # In a ranged run Dagster copies the result's metadata onto every partition, so the exact
     # per-partition counts go out as one observation per partition, and the materialization carries
@@ -80,5 +96,25 @@ def all_calls(
             "partitions_in_run": len(per_partition),
             **{f"run_{name}": value for name, value in run_totals.items()},
             "ghl_requests": requests,
-        }
+        },
+        check_results=[check],
+    )
+
+
+def _reconciliation_result(by_project: dict[str, dict[str, int]]) -> dg.AssetCheckResult:
+    """Passed when, per project, stored + rejected rows of the synced window equal GHL's export total.
+
+    A window's rows can only exceed GHL's total if GHL deleted calls after we stored them; fewer means a
+    call was lost on the way. Either way the figures are in the metadata.
+    """
+    off = {
+        name: figures
+        for name, figures in by_project.items()
+        if figures["stored"] + figures["rejected"] != figures["ghl_total"]
+    }
+    return dg.AssetCheckResult(
+        check_name="reconciled_with_ghl",
+        passed=not off,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"projects": by_project, "mismatched": sorted(off)},
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 import dagster as dg
 import sqlalchemy as sa
@@ -99,6 +99,16 @@ def stored_rows(engine: sa.Engine, project_name: str, days: Iterable[date]) -> d
     with engine.connect() as conn:
         found = dict(conn.execute(query, {"project": project_name, "first": days[0], "last": days[-1]}).all())
     return {day: int(found.get(day, 0)) for day in days}
+
+
+def stored_in_window(engine: sa.Engine, project_name: str, start: datetime, end: datetime) -> int:
+    """Rows ``all_calls`` holds for one project with a start time in ``[start, end)``."""
+    query = sa.text(
+        "SELECT count(*) FROM all_calls WHERE project_name = :project"
+        " AND call_started_at >= :start AND call_started_at < :end"
+    )
+    with engine.connect() as conn:
+        return int(conn.execute(query, {"project": project_name, "start": start, "end": end}).scalar_one())
 
 
 def partition_metadata(counts: Counts, row_count: int) -> dict[str, int]:

@@ -89,6 +89,14 @@ def get_engine(url: str | None = None) -> sa.Engine:
     return engine
 
 
+def dispose_engine(url: str) -> None:
+    """Forget and close the cached engine for ``url`` (before its database is dropped)."""
+    with _lock:
+        engine = _engines.pop(normalise_url(url), None)
+    if engine is not None:
+        engine.dispose()
+
+
 def dispose_engines() -> None:
     """Close every cached engine's connections (tests drop their databases after this)."""
     with _lock:

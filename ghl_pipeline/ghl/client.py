@@ -1,0 +1,483 @@
+"""The one client that talks to GoHighLevel (API v2, ``services.leadconnectorhq.com``).
+
+Written against the reference in ``shared/ghl-api/README.md``; section numbers below point there.
+Everything GHL sends is parsed here, once, into the models of ``ghl.models``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import time
+from collections.abc import Callable, Collection, Iterator, Mapping
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import tenacity
+
+from ghl_pipeline.ghl.errors import (
+    GHLAuthError,
+    GHLBadRequestError,
+    GHLError,
+    GHLForbiddenError,
+    GHLNotFoundError,
+    GHLPaginationError,
+    GHLRateLimitBudgetError,
+    GHLScopeError,
+    GHLUnavailableError,
+)
+from ghl_pipeline.ghl.models import CallPage, Contact, Location, Secret, User, parse_timestamp
+from ghl_pipeline.ghl.parsing import is_call_message, parse_call_record, parse_contact, parse_location, parse_user
+from ghl_pipeline.ghl.ratelimit import InMemoryRateLimiter, RateLimiter
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "https://services.leadconnectorhq.com"
+USER_AGENT = "ghl-pipeline/0.1 (call sync for a call-center dashboard; python-httpx)"
+
+# The ``Version`` header each service documents (README §1). Conversations (export included) are on
+# 2021-04-15; contacts, users and locations on 2021-07-28.
+SERVICE_VERSIONS: Mapping[str, str] = {
+    "conversations": "2021-04-15",
+    "contacts": "2021-07-28",
+    "users": "2021-07-28",
+    "locations": "2021-07-28",
+}
+
+EXPORT_PATH = "/conversations/messages/export"
+EXPORT_PAGE_SIZE = 500  # the export's maximum (min 10, max 500; README §4)
+CONTACT_SEARCH_PAGE_SIZE = 500  # POST /contacts/search pageLimit maximum (README §7)
+
+# GHL ids are short alphanumerics. Ids arrive in data (a call's contactId) and go into URL paths, so
+# anything else is refused rather than quoted into a different path.
+_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+
+
+def _valid_id(value: object) -> bool:
+    return isinstance(value, str) and bool(_ID_PATTERN.match(value))
+
+
+def _iso_utc(moment: datetime) -> str:
+    """Export ``startDate``/``endDate``: ISO-8601 UTC with milliseconds, like GHL's own timestamps."""
+    utc = moment.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def _aware(moment: datetime, name: str) -> datetime:
+    if not isinstance(moment, datetime) or moment.tzinfo is None:
+        raise ValueError(f"{name} must be a timezone-aware datetime")
+    return moment.astimezone(UTC)
+
+
+class _Retryable(Exception):
+    """One failed attempt that another attempt may fix (429, 5xx, timeout, dropped connection)."""
+
+    def __init__(self, reason: str, *, status: int | None = None, wait: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+        self.wait = wait
+
+
+class GHLClient:
+    """GHL API v2 for one location (= one project): calls, users, contacts, the location itself.
+
+    Synchronous, thread-unsafe (one per project and run), and a context manager.
+    """
+
+    def __init__(
+        self,
+        *,
+        token: Secret | str,
+        location_id: str,
+        project_name: str,
+        base_url: str = DEFAULT_BASE_URL,
+        transport: httpx.BaseTransport | None = None,
+        limiter: RateLimiter | None = None,
+        timeout: float = 30.0,
+        max_attempts: int = 6,
+        max_backoff: float = 60.0,
+        sleep: Callable[[float], None] = time.sleep,
+        contact_search_threshold: int = 10,
+    ) -> None:
+        if not _valid_id(location_id):
+            raise ValueError(f"not a GHL location id: {location_id!r}")
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be >= 1")
+        self._token = token if isinstance(token, Secret) else Secret(token)
+        self.location_id = location_id
+        self.project_name = project_name
+        self._limiter: RateLimiter = limiter if limiter is not None else InMemoryRateLimiter()
+        self._max_attempts = max_attempts
+        self._max_backoff = max_backoff
+        self._sleep = sleep
+        self._contact_search_threshold = contact_search_threshold
+        self._request_count = 0
+        self._users: dict[str, User] | None = None
+        self._contact_total: int | None = None  # learnt from a contact search; prices the next one
+        self._http = httpx.Client(
+            base_url=base_url,
+            transport=transport,
+            timeout=httpx.Timeout(timeout),
+            headers={
+                # httpx masks Authorization in its Headers repr; the token appears nowhere else.
+                "Authorization": f"Bearer {self._token.reveal()}",
+                "Accept": "application/json",
+                # Cloudflare in front of GHL has been seen refusing Python's default User-Agent (README §1).
+                "User-Agent": USER_AGENT,
+            },
+        )
+
+    def __repr__(self) -> str:
+        return f"GHLClient(project_name={self.project_name!r}, location_id={self.location_id!r})"
+
+    def __enter__(self) -> GHLClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the HTTP connection pool."""
+        self._http.close()
+
+    @property
+    def request_count(self) -> int:
+        """HTTP requests sent so far, retries included."""
+        return self._request_count
+
+    # ------------------------------------------------------------------ calls
+
+    def iter_call_pages(self, *, start: datetime, end: datetime) -> Iterator[CallPage]:
+        """Stream the location's call messages created in ``[start, end)``, page by page (oldest first).
+
+        Uses ``GET /conversations/messages/export`` (``channel=Call``, 500 per page, ``nextCursor``) and
+        keeps only call-like message types. The export cursor dies 2 minutes after the last request;
+        when it does, the walk restarts from the last ``dateAdded`` seen and drops the messages already
+        yielded, so nothing is missed or yielded twice. A repeated cursor or page raises
+        ``GHLPaginationError``.
+        """
+        start_utc = _aware(start, "start")
+        end_utc = _aware(end, "end")
+        if end_utc < start_utc:
+            raise ValueError("end must not be before start")
+        if end_utc == start_utc:
+            return
+
+        seen_ids: set[str] = set()
+        seen_cursors: set[str] = set()
+        cursor: str | None = None
+        resume_from = start_utc
+        last_added: datetime | None = None
+        restarted = False
+        restarts_without_progress = 0
+        empty_pages = 0
+        while True:
+            params = {
+                "locationId": self.location_id,
+                "channel": "Call",
+                "limit": EXPORT_PAGE_SIZE,
+                "sortBy": "createdAt",
+                "sortOrder": "asc",
+                "startDate": _iso_utc(resume_from),
+                "endDate": _iso_utc(end_utc),
+            }
+            if cursor is not None:
+                params["cursor"] = cursor
+            try:
+                body = self._request("GET", EXPORT_PATH, service="conversations", params=params)
+            except GHLBadRequestError as exc:
+                if cursor is None:
+                    raise
+                # An expired cursor (2 minutes after the last request, README §4; GHL's error body for
+                # it is undocumented, so any 400/422 on a cursor request counts) -> restart the query
+                # from the last creation time seen. Already-yielded ids are dropped below.
+                restarts_without_progress += 1
+                if restarts_without_progress > 2:
+                    raise GHLPaginationError(
+                        self.project_name, exc.status, f"export cursor keeps failing without progress: {exc.message}"
+                    ) from None
+                log.warning(
+                    "project %r: export cursor rejected (%s); restarting from %s",
+                    self.project_name,
+                    exc.message,
+                    _iso_utc(last_added or resume_from),
+                )
+                resume_from = last_added or resume_from
+                cursor = None
+                restarted = True
+                continue
+
+            messages, next_cursor, total = self._export_page(body)
+            fresh = 0
+            calls = []
+            for raw in messages:
+                raw_id = raw.get("id") if isinstance(raw, Mapping) else None
+                if isinstance(raw_id, str):
+                    if raw_id in seen_ids:
+                        continue  # overlap after a restart (or a server repeat): never yield twice
+                    seen_ids.add(raw_id)
+                fresh += 1
+                if isinstance(raw, Mapping):
+                    try:
+                        added = parse_timestamp(raw.get("dateAdded"))
+                    except ValueError:
+                        added = None
+                    if added is not None and (last_added is None or added > last_added):
+                        last_added = added
+                if is_call_message(raw):
+                    calls.append(parse_call_record(raw))
+            if messages and not fresh and not restarted:
+                raise GHLPaginationError(self.project_name, 200, "the export returned a page it had already returned")
+            if fresh:
+                restarts_without_progress = 0
+            restarted = False
+            empty_pages = 0 if messages else empty_pages + 1
+            if empty_pages > 3:
+                raise GHLPaginationError(self.project_name, 200, "the export keeps returning empty pages with a cursor")
+
+            yield CallPage(calls=tuple(calls), total=total, next_cursor=next_cursor)
+
+            if not next_cursor:
+                return
+            if next_cursor in seen_cursors:
+                raise GHLPaginationError(self.project_name, 200, "the export returned a cursor it had already returned")
+            seen_cursors.add(next_cursor)
+            cursor = next_cursor
+
+    def _export_page(self, body: Any) -> tuple[list[Any], str | None, int | None]:
+        if not isinstance(body, Mapping) or not isinstance(body.get("messages"), list):
+            raise GHLError(self.project_name, 200, "the export answered without a messages list")
+        next_cursor = body.get("nextCursor")
+        total = body.get("total")
+        return (
+            body["messages"],
+            next_cursor if isinstance(next_cursor, str) and next_cursor else None,
+            total if isinstance(total, int) and not isinstance(total, bool) else None,
+        )
+
+    # ------------------------------------------------------------- enrichment
+
+    def list_users(self) -> dict[str, User]:
+        """The location's users by id (agent names), fetched once per client (``GET /users/``)."""
+        if self._users is None:
+            body = self._request("GET", "/users/", service="users", params={"locationId": self.location_id})
+            raw_users = body.get("users") if isinstance(body, Mapping) else None
+            users = [parse_user(raw) for raw in raw_users or []]
+            self._users = {user.id: user for user in users if user is not None}
+        return dict(self._users)
+
+    def get_location(self) -> Location:
+        """The location's name, IANA time zone and country (``GET /locations/{id}``)."""
+        body = self._request("GET", f"/locations/{quote(self.location_id, safe='')}", service="locations")
+        return parse_location(body if isinstance(body, Mapping) else {}, location_id=self.location_id)
+
+    def fetch_contacts(self, ids: Collection[str]) -> dict[str, Contact]:
+        """The contacts with these ids, by id, in the fewest requests; unknown or invalid ids are left out.
+
+        Few ids: one ``GET /contacts/{id}`` each. Many: pages of ``POST /contacts/search`` (500 a page),
+        switching to single GETs as soon as the pages still to read outnumber the contacts still missing.
+        """
+        wanted: set[str] = set()
+        for contact_id in ids:
+            if _valid_id(contact_id):
+                wanted.add(contact_id)
+            elif contact_id:
+                log.warning("project %r: skipping malformed contact id %r", self.project_name, str(contact_id)[:40])
+        found: dict[str, Contact] = {}
+        complete = False
+        if len(wanted) > self._contact_search_threshold and self._search_is_cheaper(len(wanted)):
+            found, complete = self._search_contacts(wanted)
+        if not complete:
+            for contact_id in sorted(wanted - found.keys()):
+                contact = self._get_contact(contact_id)
+                if contact is not None:
+                    found[contact.id] = contact
+        return found
+
+    def _search_is_cheaper(self, missing: int) -> bool:
+        if self._contact_total is None:
+            return True
+        return math.ceil(self._contact_total / CONTACT_SEARCH_PAGE_SIZE) < missing
+
+    def _search_contacts(self, wanted: set[str]) -> tuple[dict[str, Contact], bool]:
+        """Page the location's contacts; ``(found, complete)``: complete means every contact was seen."""
+        found: dict[str, Contact] = {}
+        search_after: list[Any] | None = None
+        seen_keys: set[str] = set()
+        fetched = 0
+        while True:
+            query: dict[str, Any] = {
+                "locationId": self.location_id,
+                "pageLimit": CONTACT_SEARCH_PAGE_SIZE,
+                "sort": [{"field": "dateAdded", "direction": "asc"}],
+            }
+            if search_after is not None:
+                # The key must be ``searchAfter`` (not ``startAfter``) or later pages come back empty.
+                query["searchAfter"] = search_after
+            body = self._request("POST", "/contacts/search", service="contacts", json_body=query)
+            contacts = body.get("contacts") if isinstance(body, Mapping) else None
+            contacts = contacts if isinstance(contacts, list) else []
+            total = body.get("total") if isinstance(body, Mapping) else None
+            if isinstance(total, int) and not isinstance(total, bool):
+                self._contact_total = total
+            for raw in contacts:
+                contact = parse_contact(raw)
+                if contact is not None and contact.id in wanted:
+                    found[contact.id] = contact
+            fetched += len(contacts)
+            missing = len(wanted) - len(found)
+            if len(contacts) < CONTACT_SEARCH_PAGE_SIZE:
+                return found, True
+            if not missing:
+                return found, False
+            last = contacts[-1].get("searchAfter") if isinstance(contacts[-1], Mapping) else None
+            if not isinstance(last, list) or not last:
+                return found, False
+            key = repr(last)
+            if key in seen_keys:
+                raise GHLPaginationError(self.project_name, 200, "contact search returned a searchAfter it had returned")
+            seen_keys.add(key)
+            if self._contact_total is not None:
+                pages_left = math.ceil(max(0, self._contact_total - fetched) / CONTACT_SEARCH_PAGE_SIZE)
+                if pages_left >= missing:
+                    return found, False  # single GETs for the rest are no dearer
+            search_after = last
+
+    def _get_contact(self, contact_id: str) -> Contact | None:
+        try:
+            body = self._request("GET", f"/contacts/{quote(contact_id, safe='')}", service="contacts")
+        except (GHLBadRequestError, GHLNotFoundError) as exc:
+            # A deleted contact answers 400 "Contact not found" (README §7); the call row still lands.
+            log.info("project %r: contact %s not found (%s)", self.project_name, contact_id, exc.message)
+            return None
+        raw = body.get("contact") if isinstance(body, Mapping) else None
+        return parse_contact(raw) if isinstance(raw, Mapping) else None
+
+    # ---------------------------------------------------------------- transport
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        service: str,
+        params: Mapping[str, Any] | None = None,
+        json_body: Any = None,
+    ) -> Any:
+        """One logical request with retries; returns the decoded JSON body or raises a typed GHLError."""
+        headers = {"Version": SERVICE_VERSIONS[service]}
+
+        def attempt() -> Any:
+            try:
+                self._limiter.acquire(self.location_id)
+            except GHLRateLimitBudgetError as exc:
+                raise GHLRateLimitBudgetError(self.project_name, None, exc.message) from None
+            self._request_count += 1
+            try:
+                response = self._http.request(method, path, params=params, json=json_body, headers=headers)
+            except httpx.TimeoutException as exc:
+                raise _Retryable(f"timed out ({type(exc).__name__})") from None
+            except httpx.TransportError as exc:  # refused/dropped connection, broken HTTP
+                raise _Retryable(f"connection failed ({type(exc).__name__})") from None
+            status = response.status_code
+            self._limiter.observe(self.location_id, status=status, headers=response.headers)
+            if status == 429:
+                raise _Retryable("429 Too Many Requests", status=429, wait=self._rate_limit_wait(response))
+            if status >= 500:
+                raise _Retryable(f"HTTP {status}: {self._message(response)}", status=status)
+            if status >= 400:
+                raise self._error(response)
+            try:
+                return response.json()
+            except ValueError:
+                raise _Retryable("the answer was not JSON", status=status) from None
+
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(self._max_attempts),
+            wait=self._wait,
+            retry=tenacity.retry_if_exception_type(_Retryable),
+            sleep=self._sleep,
+            before_sleep=lambda state: self._log_retry(method, path, state),
+            reraise=True,
+        )
+        try:
+            return retrying(attempt)
+        except _Retryable as exc:
+            raise GHLUnavailableError(
+                self.project_name,
+                exc.status,
+                f"{method} {path} still failing after {self._max_attempts} attempts: {exc.reason}",
+            ) from None
+
+    def _wait(self, state: tenacity.RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, _Retryable) and exc.wait is not None:
+            return min(exc.wait, self._max_backoff)
+        # Exponential backoff with jitter, capped: 0.5, 1, 2, 4 ... (+ up to 0.5 s) seconds.
+        backoff = tenacity.wait_exponential_jitter(initial=0.5, max=self._max_backoff, jitter=0.5)
+        return backoff(state)
+
+    def _rate_limit_wait(self, response: httpx.Response) -> float:
+        """After a 429: a sane ``Retry-After`` (undocumented by GHL), else one full burst window."""
+        retry_after = response.headers.get("Retry-After")
+        if retry_after is not None:
+            seconds: float | None
+            try:
+                seconds = float(retry_after)
+            except ValueError:
+                try:
+                    seconds = (parsedate_to_datetime(retry_after) - datetime.now(UTC)).total_seconds()
+                except (TypeError, ValueError):
+                    seconds = None
+            if seconds is not None and math.isfinite(seconds) and 0 <= seconds <= 600:
+                return seconds
+        interval_ms = response.headers.get("X-RateLimit-Interval-Milliseconds", "")
+        return int(interval_ms) / 1000 if interval_ms.isdigit() and int(interval_ms) > 0 else 10.0
+
+    def _log_retry(self, method: str, path: str, state: tenacity.RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        log.warning(
+            "project %r: GHL %s %s: %s; attempt %d of %d, retrying in %.1fs",
+            self.project_name,
+            method,
+            path,
+            exc.reason if isinstance(exc, _Retryable) else exc,
+            state.attempt_number,
+            self._max_attempts,
+            state.next_action.sleep if state.next_action else 0.0,
+        )
+
+    def _message(self, response: httpx.Response) -> str:
+        """GHL's own message (NestJS ``{statusCode, message, error}``; 422 sends a list), token-free."""
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        message: Any = None
+        if isinstance(body, Mapping):
+            message = body.get("message") or body.get("error")
+        if isinstance(message, list):
+            message = "; ".join(str(part) for part in message)
+        if not isinstance(message, str) or not message.strip():
+            message = response.reason_phrase or f"HTTP {response.status_code}"
+        message = message.strip()[:500]
+        return message.replace(self._token.reveal(), "***")
+
+    def _error(self, response: httpx.Response) -> GHLError:
+        status = response.status_code
+        message = self._message(response)
+        if status == 401:
+            # A missing scope is a 401 too (not a 403), told apart only by its message (README §9).
+            if "not authorized for this scope" in message.lower():
+                return GHLScopeError(self.project_name, status, message)
+            return GHLAuthError(self.project_name, status, message)
+        if status == 403:
+            return GHLForbiddenError(self.project_name, status, message)
+        if status == 404:
+            return GHLNotFoundError(self.project_name, status, message)
+        return GHLBadRequestError(self.project_name, status, message)

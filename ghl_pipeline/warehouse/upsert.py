@@ -1,0 +1,269 @@
+"""Bulk upsert of an ``all_calls`` frame: COPY into a temp table, then one ``INSERT ... ON CONFLICT``.
+
+Rules (CONTRACT §3):
+- ``ghl_id`` is the key; a call is never duplicated.
+- An older version never overwrites a newer one: a row is replaced only when the incoming
+  ``ghl_updated_at`` is not older than the stored one. A missing ``ghl_updated_at`` counts as the oldest
+  possible version (``-infinity``): an unstamped version never replaces a stamped one, and any version
+  replaces a row that has no stamp (e.g. rows of an older feed).
+- A row whose content is identical is left alone (counted ``unchanged``; its ``synced_at`` keeps the
+  time it was last written), so re-syncing a window costs reads, not writes.
+- Rows are merged in ``ghl_id`` order so two syncs writing overlapping calls take row locks in the same
+  order: they queue instead of deadlocking, and the second sees the first's committed row before its
+  ``WHERE`` decides (READ COMMITTED re-checks the latest version), so no update is lost.
+- Each batch is one transaction. Values travel only as COPY data and bound parameters.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from ghl_pipeline.calls.mapping import ALL_CALLS_COLUMNS
+
+# Columns copied into the staging table: every contract column but synced_at (a bound parameter).
+STAGE_COLUMNS: tuple[str, ...] = tuple(c for c in ALL_CALLS_COLUMNS if c != "synced_at")
+_STAGE_TYPES = {
+    "duration_seconds": "integer",
+    "call_started_at": "timestamptz",
+    "call_date": "date",
+    "ghl_updated_at": "timestamptz",
+}
+_STAGE = "_ghl_all_calls_stage"
+# ON COMMIT DELETE ROWS: the staging table lives as long as the pooled connection, so a sync with many
+# batches does not create and drop a catalog entry per batch.
+_CREATE_STAGE = (
+    f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} ("
+    + ", ".join(f"{c} {_STAGE_TYPES.get(c, 'text')}" for c in STAGE_COLUMNS)
+    + ") ON COMMIT DELETE ROWS"
+)
+_UPDATED = [c for c in STAGE_COLUMNS if c != "ghl_id"]
+_MERGE = f"""
+WITH written AS (
+    INSERT INTO all_calls ({", ".join(STAGE_COLUMNS)}, synced_at)
+    SELECT {", ".join(STAGE_COLUMNS)}, %(synced_at)s FROM {_STAGE} ORDER BY ghl_id
+    ON CONFLICT (ghl_id) DO UPDATE SET
+        {", ".join(f"{c} = EXCLUDED.{c}" for c in _UPDATED)}, synced_at = EXCLUDED.synced_at
+    WHERE coalesce(EXCLUDED.ghl_updated_at, '-infinity') >= coalesce(all_calls.ghl_updated_at, '-infinity')
+      AND ({", ".join(f"all_calls.{c}" for c in _UPDATED)})
+          IS DISTINCT FROM ({", ".join(f"EXCLUDED.{c}" for c in _UPDATED)})
+    RETURNING (xmax = 0) AS inserted
+)
+SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM written
+"""
+
+DEFAULT_BATCH_ROWS = 200_000
+
+
+@dataclass(frozen=True)
+class UpsertCounts:
+    """How many distinct calls were new, replaced by a newer or different version, or left as they were."""
+
+    new: int
+    updated: int
+    unchanged: int
+
+    def __add__(self, other: UpsertCounts) -> UpsertCounts:
+        return UpsertCounts(
+            self.new + other.new, self.updated + other.updated, self.unchanged + other.unchanged
+        )
+
+
+# --- COPY text serialisation -------------------------------------------------------------------------
+# COPY's text format: tab-separated, \N for NULL, backslash escapes for \\, \t, \n, \r. Each column is
+# turned into a list of strings with numpy/C-level operations, then rows are joined in one pass.
+
+_NULL = "\\N"
+_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _text_column(values: pd.Series) -> list[str]:
+    data = values.to_numpy(dtype=object, na_value=None)
+    present = [v for v in data if v is not None]
+    probe = "".join(map(str, present))
+    needs_escape = any(ch in probe for ch in "\\\t\n\r")
+    if needs_escape:
+        return [_NULL if v is None else str(v).translate(_ESCAPES) for v in data]
+    if len(present) == len(data) and all(type(v) is str for v in present):
+        return data.tolist()
+    return [_NULL if v is None else str(v) for v in data]
+
+
+def _int_column(values: pd.Series) -> list[str]:
+    series = pd.Series(values).astype("Int64")
+    numbers = series.to_numpy(dtype="int64", na_value=0).astype(str)
+    return np.where(series.isna().to_numpy(), _NULL, numbers).tolist()
+
+
+def _timestamp_column(values: pd.Series) -> list[str]:
+    stamps = pd.to_datetime(values, utc=True)
+    raw = stamps.to_numpy(dtype="datetime64[us]")  # UTC wall time; the session's TimeZone is UTC
+    text = np.datetime_as_string(raw, unit="us")
+    return np.where(np.isnat(raw), _NULL, text).tolist()
+
+
+def _date_column(values: pd.Series) -> list[str]:
+    codes, uniques = pd.factorize(values)  # few distinct days: format each once
+    labels = np.array([pd.Timestamp(u).strftime("%Y-%m-%d") for u in uniques] + [_NULL], dtype=object)
+    return labels[codes].tolist()
+
+
+_SERIALISERS = {
+    "duration_seconds": _int_column,
+    "call_started_at": _timestamp_column,
+    "ghl_updated_at": _timestamp_column,
+    "call_date": _date_column,
+}
+
+
+def copy_text(frame: pd.DataFrame, columns: Sequence[str] = STAGE_COLUMNS) -> str:
+    """``frame[columns]`` as COPY text-format data (timestamps in UTC without offset)."""
+    if frame.empty:
+        return ""
+    cols = [_SERIALISERS.get(c, _text_column)(frame[c]) for c in columns]
+    return "\n".join(map("\t".join, zip(*cols, strict=True))) + "\n"
+
+
+# --- upsert ------------------------------------------------------------------------------------------
+
+
+def prepare_calls(frame: pd.DataFrame) -> pd.DataFrame:
+    """Contract columns only, one row per ``ghl_id`` (the newest ``ghl_updated_at``), sorted by ``ghl_id``."""
+    missing = [c for c in STAGE_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ValueError(f"frame lacks all_calls columns: {missing}")
+    if frame["ghl_id"].isna().any():
+        raise ValueError("frame has rows without ghl_id; validate_calls rejects those")
+    data = frame[list(STAGE_COLUMNS)]
+    if data["ghl_id"].duplicated().any():
+        data = data.sort_values("ghl_updated_at", na_position="first", kind="stable")
+        data = data.drop_duplicates("ghl_id", keep="last")
+    return data.sort_values("ghl_id", kind="stable").reset_index(drop=True)
+
+
+def _merge_batch(engine: sa.Engine, batch: pd.DataFrame, synced_at: datetime) -> UpsertCounts:
+    payload = copy_text(batch)
+    with engine.begin() as conn:
+        raw = conn.connection.driver_connection
+        with raw.cursor() as cur:
+            # Session-local, this transaction only: the COPY text carries UTC wall times, a big sort
+            # stays in memory, and losing the last ms of commits on a crash is harmless here (a
+            # re-sync rewrites them) while not waiting for the WAL flush is not.
+            cur.execute("SET LOCAL TimeZone = 'UTC'")
+            cur.execute("SET LOCAL work_mem = '256MB'")
+            cur.execute("SET LOCAL synchronous_commit = off")
+            cur.execute(_CREATE_STAGE)
+            cur.copy_expert(f"COPY {_STAGE} ({', '.join(STAGE_COLUMNS)}) FROM STDIN", io.StringIO(payload))
+            del payload
+            cur.execute(_MERGE, {"synced_at": synced_at})
+            new, updated = cur.fetchone()
+    return UpsertCounts(new=new, updated=updated, unchanged=len(batch) - new - updated)
+
+
+def _default_synced_at(frame: pd.DataFrame) -> datetime:
+    if "synced_at" in frame.columns and frame["synced_at"].notna().any():
+        return pd.Timestamp(frame["synced_at"].max()).to_pydatetime()
+    return datetime.now(UTC)
+
+
+def upsert_calls(
+    engine: sa.Engine,
+    frame: pd.DataFrame,
+    *,
+    synced_at: datetime | None = None,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+    parallel: int = 1,
+) -> UpsertCounts:
+    """Insert new calls and replace older versions in ``all_calls``; returns the counts.
+
+    ``frame`` has the contract's columns (extra ones are ignored); ``synced_at`` defaults to the frame's
+    ``synced_at`` (else now). Large frames are split into batches of ``batch_rows`` (one transaction
+    each, disjoint ``ghl_id`` ranges); ``parallel`` > 1 merges batches over that many connections.
+    """
+    data = prepare_calls(frame)
+    if data.empty:
+        return UpsertCounts(0, 0, 0)
+    stamp = synced_at or _default_synced_at(frame)
+    n_batches = max(1, math.ceil(len(data) / batch_rows))
+    bounds = np.linspace(0, len(data), n_batches + 1).astype(int)
+    # Contiguous slices of the ghl_id-sorted frame: every batch owns a disjoint key range, so parallel
+    # batches never wait on each other's rows.
+    batches = [data.iloc[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    if parallel <= 1 or len(batches) == 1:
+        results = [_merge_batch(engine, b, stamp) for b in batches]
+    else:
+        with ThreadPoolExecutor(max_workers=parallel) as pool:
+            results = list(pool.map(lambda b: _merge_batch(engine, b, stamp), batches))
+    total = UpsertCounts(0, 0, 0)
+    for r in results:
+        total = total + r
+    return total
+
+
+# --- rejects -----------------------------------------------------------------------------------------
+
+_INSERT_REJECTS = """
+INSERT INTO all_calls_rejects (ghl_id, project_name, ghl_location_id, rule, detail, raw, rejected_at)
+SELECT r.ghl_id, r.project_name, r.ghl_location_id, r.rule, r.detail, r.raw, coalesce(r.rejected_at, now())
+FROM jsonb_to_recordset(CAST(:rows AS jsonb))
+    AS r(ghl_id text, project_name text, ghl_location_id text, rule text, detail text, raw jsonb,
+         rejected_at timestamptz)
+ON CONFLICT ON CONSTRAINT all_calls_rejects_record_key DO NOTHING
+"""
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime | pd.Timestamp):
+        return value.isoformat()
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    return str(value)
+
+
+def _plain(value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if value is pd.NA or value is pd.NaT:
+        return None
+    return value
+
+
+def insert_rejects(engine: sa.Engine, rejects: pd.DataFrame) -> int:
+    """Store rejected records (one row each); a record already stored with the same rule is skipped.
+
+    Returns how many rows were inserted.
+    """
+    if rejects is None or rejects.empty:
+        return 0
+    rows = []
+    for rec in rejects.to_dict("records"):
+        raw = rec.get("raw")
+        rows.append(
+            {
+                "ghl_id": _plain(rec.get("ghl_id")),
+                "project_name": _plain(rec.get("project_name")),
+                "ghl_location_id": _plain(rec.get("ghl_location_id")),
+                "rule": _plain(rec.get("rule")),
+                "detail": _plain(rec.get("detail")),
+                "raw": dict(raw) if raw is not None and hasattr(raw, "items") else {"value": raw},
+                "rejected_at": _plain(rec.get("rejected_at")),
+            }
+        )
+    payload = json.dumps(rows, default=_json_default)
+    with engine.begin() as conn:
+        result = conn.execute(sa.text(_INSERT_REJECTS), {"rows": payload})
+    return result.rowcount
