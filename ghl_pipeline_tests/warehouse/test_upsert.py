@@ -216,4 +216,4 @@ def test_rejects_are_stored_once_per_record_version_and_rule(engine):
     assert len(stored) == 3
     assert stored.loc[0, "raw"] == {"id": "m1", "direction": "up"}
     assert stored["rejected_at"].notna().all()
-    assert stored.loc[1, "ghl_id"] is None
+    assert pd.isna(stored.loc[1, "ghl_id"])
