@@ -1,6 +1,5 @@
 """The `all_calls` asset: one partition per project per local calendar day."""
 
-from __future__ import annotations
 
 from collections import defaultdict
 from datetime import date

@@ -1,11 +1,11 @@
 """The dashboard's on-demand job, ``sync_ghl_calls`` (CONTRACT §4), and the asset job."""
 
-from __future__ import annotations
 
 import dagster as dg
 import sqlalchemy as sa
 
 from ghl_pipeline.defs.assets import all_calls
+from ghl_pipeline.defs.checks import every_active_project_fresh
 from ghl_pipeline.defs.partitions import PROJECTS_PARTITIONS_NAME, all_calls_partitions, partition_key_problem
 from ghl_pipeline.defs.resources import GHLResource, WarehouseResource
 from ghl_pipeline.defs.syncing import log_partition_materializations, summary_tags, sync_spans
@@ -84,7 +84,8 @@ def sync_ghl_calls() -> None:
 
 refresh_all_calls = dg.define_asset_job(
     name="refresh_all_calls",
-    selection=[all_calls],
+    # The partitions and their inline reconciliation check; the freshness check has its own schedule.
+    selection=dg.AssetSelection.assets(all_calls) - dg.AssetSelection.checks(every_active_project_fresh),
     partitions_def=all_calls_partitions,
     executor_def=dg.in_process_executor,
     description="Materializes all_calls partitions (used by the sensors, the schedule and `ghl-pipeline backfill`).",

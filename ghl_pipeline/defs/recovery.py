@@ -9,7 +9,6 @@
   calls change after they end (status, duration, agent).
 """
 
-from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence

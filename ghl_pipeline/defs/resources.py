@@ -16,13 +16,25 @@ from pydantic import Field, PrivateAttr
 
 from ghl_pipeline.config import ghl_api_base_url
 from ghl_pipeline.ghl.client import GHLClient
-from ghl_pipeline.ghl.ratelimit import InMemoryRateLimiter, RateLimiter
+from ghl_pipeline.ghl.ratelimit import RateLimiter
 from ghl_pipeline.warehouse.db import database_url, get_engine
 from ghl_pipeline.warehouse.projects import Project
+from ghl_pipeline.warehouse.ratelimit import PostgresRateLimiter
 from ghl_pipeline.warehouse.schema import upgrade
+from ghl_pipeline.warehouse.sync_state import ensure_state_tables
 
-# One limiter per process, shared by every client of every run in it.
-_PROCESS_LIMITER = InMemoryRateLimiter()
+# One limiter per database and process; the budget itself lives in Postgres, shared by all processes.
+_LIMITERS: dict[str, PostgresRateLimiter] = {}
+_LIMITERS_LOCK = threading.Lock()
+
+
+def shared_limiter(engine: sa.Engine) -> PostgresRateLimiter:
+    """The Postgres-shared GHL rate limiter of ``engine``'s database."""
+    key = engine.url.render_as_string(hide_password=False)
+    with _LIMITERS_LOCK:
+        if key not in _LIMITERS:
+            _LIMITERS[key] = PostgresRateLimiter(engine)
+        return _LIMITERS[key]
 
 
 class GHLResource(dg.ConfigurableResource):
@@ -48,15 +60,15 @@ class GHLResource(dg.ConfigurableResource):
         resource._limiter = limiter
         return resource
 
-    def client_for(self, project: Project) -> GHLClient:
-        """A client for ``project``'s location; close it (or use ``with``) when done."""
+    def client_for(self, project: Project, *, engine: sa.Engine) -> GHLClient:
+        """A client for ``project``'s location, on the location's shared rate budget; close it when done."""
         return GHLClient(
             token=project.api_key,
             location_id=project.location_id,
             project_name=project.name,
             base_url=self.base_url or ghl_api_base_url(),
             transport=self._transport,
-            limiter=self._limiter or _PROCESS_LIMITER,
+            limiter=self._limiter or shared_limiter(engine),
             timeout=self.timeout_seconds,
             max_attempts=self.max_attempts,
         )
@@ -81,6 +93,7 @@ class WarehouseResource(dg.ConfigurableResource):
         with _upgrade_lock:
             if url not in _upgraded:
                 upgrade(engine)
+                ensure_state_tables(engine)
                 _upgraded.add(url)
         return engine
 

@@ -48,7 +48,7 @@ def sync_spans(
 ) -> SyncResult:
     """Sync ``project`` over ``spans`` and merge the results; on a GHL error, tag the run and fail."""
     merged: SyncResult | None = None
-    with ghl.client_for(project) as client:
+    with ghl.client_for(project, engine=engine) as client:
         try:
             for span in spans:
                 result = sync_project(engine=engine, client=client, project=project, span=span)

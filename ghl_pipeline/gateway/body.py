@@ -29,6 +29,8 @@ _DATETIME_RE = re.compile(
     re.ASCII,
 )
 _FIELDS = ("dateFrom", "dateTo", "projectName")
+# Control, format (zero-width, bidi overrides), surrogate, private-use, unassigned, line/paragraph separators.
+_FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 
 
 class BodyError(ValueError):
@@ -82,7 +84,7 @@ def parse_sync_request(body: dict[str, Any], *, today: date | None = None) -> Sy
     if unknown:
         names = ", ".join(repr(_clip(name)) for name in unknown[:5])
         raise BodyError(
-            _clip(unknown[0]), f"unknown field(s) {names}; allowed: dateFrom, dateTo, projectName"
+            _clip(unknown[0]) or "body", f"unknown field(s) {names}; allowed: dateFrom, dateTo, projectName"
         )
     latest = (today or datetime.now(UTC).date()) + timedelta(days=1)  # +1: zones ahead of UTC
     start = _parse_moment(body, "dateFrom", latest)
@@ -150,8 +152,8 @@ def _parse_project(body: dict[str, Any]) -> str | None:
         raise BodyError("projectName", f"must be at most {MAX_PROJECT_NAME_LENGTH} characters")
     if name == ALL_PROJECTS_SCOPE:
         raise BodyError("projectName", "'*' is not a project name; omit projectName to sync every project")
-    if any(unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn") for ch in name):
-        raise BodyError("projectName", "must not contain control or invisible characters")
+    if any(unicodedata.category(ch) in _FORBIDDEN_CATEGORIES for ch in name):
+        raise BodyError("projectName", "must not contain control, invisible or line-break characters")
     return name
 
 
@@ -160,7 +162,7 @@ def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for key, value in pairs:
         if key in result:
-            raise BodyError(_clip(key), "appears twice in the body")
+            raise BodyError(_clip(key) or "body", "appears twice in the body")
         result[key] = value
     return result
 

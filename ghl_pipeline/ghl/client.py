@@ -30,8 +30,14 @@ from ghl_pipeline.ghl.errors import (
     GHLScopeError,
     GHLUnavailableError,
 )
-from ghl_pipeline.ghl.models import CallPage, Contact, Location, Secret, User, parse_timestamp
-from ghl_pipeline.ghl.parsing import is_call_message, parse_call_record, parse_contact, parse_location, parse_user
+from ghl_pipeline.ghl.models import CallPage, CallRecord, Contact, Location, Secret, User, parse_timestamp
+from ghl_pipeline.ghl.parsing import (
+    is_call_message,
+    parse_call_record,
+    parse_contact,
+    parse_location,
+    parse_user,
+)
 from ghl_pipeline.ghl.ratelimit import InMemoryRateLimiter, RateLimiter
 
 log = logging.getLogger(__name__)
@@ -199,7 +205,9 @@ class GHLClient:
                 restarts_without_progress += 1
                 if restarts_without_progress > 2:
                     raise GHLPaginationError(
-                        self.project_name, exc.status, f"export cursor keeps failing without progress: {exc.message}"
+                        self.project_name,
+                        exc.status,
+                        f"export cursor keeps failing without progress: {exc.message}",
                     ) from None
                 log.warning(
                     "project %r: export cursor rejected (%s); restarting from %s",
@@ -232,22 +240,54 @@ class GHLClient:
                 if is_call_message(raw):
                     calls.append(parse_call_record(raw))
             if messages and not fresh and not restarted:
-                raise GHLPaginationError(self.project_name, 200, "the export returned a page it had already returned")
+                raise GHLPaginationError(
+                    self.project_name, 200, "the export returned a page it had already returned"
+                )
             if fresh:
                 restarts_without_progress = 0
             restarted = False
             empty_pages = 0 if messages else empty_pages + 1
             if empty_pages > 3:
-                raise GHLPaginationError(self.project_name, 200, "the export keeps returning empty pages with a cursor")
+                raise GHLPaginationError(
+                    self.project_name, 200, "the export keeps returning empty pages with a cursor"
+                )
 
             yield CallPage(calls=tuple(calls), total=total, next_cursor=next_cursor)
 
             if not next_cursor:
                 return
             if next_cursor in seen_cursors:
-                raise GHLPaginationError(self.project_name, 200, "the export returned a cursor it had already returned")
+                raise GHLPaginationError(
+                    self.project_name, 200, "the export returned a cursor it had already returned"
+                )
             seen_cursors.add(next_cursor)
             cursor = next_cursor
+
+    def iter_conversation_calls(self, conversation_id: str) -> Iterator[CallRecord]:
+        """One conversation's call messages, newest first (``GET /conversations/{id}/messages``).
+
+        For re-reading a single thread; the export is the way to enumerate calls (it has a date filter).
+        """
+        if not _valid_id(conversation_id):
+            raise ValueError(f"not a GHL conversation id: {conversation_id!r}")
+        path = f"/conversations/{quote(conversation_id, safe='')}/messages"
+        last_message_id: str | None = None
+        seen: set[str] = set()
+        while True:
+            params: dict[str, Any] = {"limit": 100}
+            if last_message_id:
+                params["lastMessageId"] = last_message_id
+            body = self._request("GET", path, service="conversations", params=params)
+            # Live pages are nested ({"messages": {"messages": [...], "nextPage", "lastMessageId"}}).
+            messages, last_message_id, next_page = messages_of_page(body)
+            for raw in messages:
+                if is_call_message(raw):
+                    yield parse_call_record(raw)
+            if not next_page or not last_message_id:
+                return
+            if last_message_id in seen:
+                raise GHLPaginationError(self.project_name, 200, "the conversation's messages repeat a page")
+            seen.add(last_message_id)
 
     def _export_page(self, body: Any) -> tuple[list[Any], str | None, int | None]:
         if not isinstance(body, Mapping) or not isinstance(body.get("messages"), list):
@@ -287,7 +327,9 @@ class GHLClient:
             if _valid_id(contact_id):
                 wanted.add(contact_id)
             elif contact_id:
-                log.warning("project %r: skipping malformed contact id %r", self.project_name, str(contact_id)[:40])
+                log.warning(
+                    "project %r: skipping malformed contact id %r", self.project_name, str(contact_id)[:40]
+                )
         found: dict[str, Contact] = {}
         complete = False
         if len(wanted) > self._contact_search_threshold and self._search_is_cheaper(len(wanted)):
@@ -340,7 +382,9 @@ class GHLClient:
                 return found, False
             key = repr(last)
             if key in seen_keys:
-                raise GHLPaginationError(self.project_name, 200, "contact search returned a searchAfter it had returned")
+                raise GHLPaginationError(
+                    self.project_name, 200, "contact search returned a searchAfter it had returned"
+                )
             seen_keys.add(key)
             if self._contact_total is not None:
                 pages_left = math.ceil(max(0, self._contact_total - fetched) / CONTACT_SEARCH_PAGE_SIZE)

@@ -235,4 +235,6 @@ def parse_location(raw: Mapping[str, Any], *, location_id: str) -> Location:
         value = body.get(key)
         return value.strip() or None if isinstance(value, str) else None
 
-    return Location(id=text("id") or location_id, name=text("name"), timezone=text("timezone"), country=text("country"))
+    return Location(
+        id=text("id") or location_id, name=text("name"), timezone=text("timezone"), country=text("country")
+    )

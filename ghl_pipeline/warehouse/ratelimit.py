@@ -104,7 +104,8 @@ class PostgresRateLimiter:
                 conn.execute(_LOCK, {"loc": location_id})
                 if location_id not in self._ensured:
                     conn.execute(
-                        _ENSURE, {"loc": location_id, "max": self._default_max, "ms": self._default_interval_ms}
+                        _ENSURE,
+                        {"loc": location_id, "max": self._default_max, "ms": self._default_interval_ms},
                     )
                 state = conn.execute(_STATE, {"loc": location_id}).one()
                 self._check_daily(location_id, state)

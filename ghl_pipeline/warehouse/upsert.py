@@ -34,6 +34,8 @@ from ghl_pipeline.calls.mapping import ALL_CALLS_COLUMNS
 # Columns copied into the staging table: every contract column but synced_at (a bound parameter).
 STAGE_COLUMNS: tuple[str, ...] = tuple(c for c in ALL_CALLS_COLUMNS if c != "synced_at")
 _STAGE_TYPES = {
+    # Byte order: the cheapest sort, and the lock order every writer shares (see the module docstring).
+    "ghl_id": 'text COLLATE "C"',
     "duration_seconds": "integer",
     "call_started_at": "timestamptz",
     "call_date": "date",
@@ -88,15 +90,22 @@ _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
 def _text_column(values: pd.Series) -> list[str]:
-    data = values.to_numpy(dtype=object, na_value=None)
-    present = [v for v in data if v is not None]
-    probe = "".join(map(str, present))
-    needs_escape = any(ch in probe for ch in "\\\t\n\r")
-    if needs_escape:
-        return [_NULL if v is None else str(v).translate(_ESCAPES) for v in data]
-    if len(present) == len(data) and all(type(v) is str for v in present):
-        return data.tolist()
-    return [_NULL if v is None else str(v) for v in data]
+    data = values.to_numpy(dtype=object)
+    missing = pd.isna(data)
+    present = data[~missing] if missing.any() else data
+    try:
+        probe = "".join(present)  # C-speed: one pass over every byte, no per-value Python
+    except TypeError:  # not all str (e.g. numbers in a text column): convert them first
+        data = np.array([None if m else str(v) for v, m in zip(data, missing, strict=True)], dtype=object)
+        probe = "".join(data[~missing])
+    if any(ch in probe for ch in "\\\t\n\r"):
+        data = np.array(
+            [None if m else v.translate(_ESCAPES) for v, m in zip(data, missing, strict=True)], dtype=object
+        )
+    if missing.any():
+        data = data.copy()
+        data[missing] = _NULL
+    return data.tolist()
 
 
 def _int_column(values: pd.Series) -> list[str]:
@@ -138,7 +147,7 @@ def copy_text(frame: pd.DataFrame, columns: Sequence[str] = STAGE_COLUMNS) -> st
 
 
 def prepare_calls(frame: pd.DataFrame) -> pd.DataFrame:
-    """Contract columns only, one row per ``ghl_id`` (the newest ``ghl_updated_at``), sorted by ``ghl_id``."""
+    """Contract columns only, one row per ``ghl_id`` (the newest ``ghl_updated_at``; missing = oldest)."""
     missing = [c for c in STAGE_COLUMNS if c not in frame.columns]
     if missing:
         raise ValueError(f"frame lacks all_calls columns: {missing}")
@@ -148,7 +157,9 @@ def prepare_calls(frame: pd.DataFrame) -> pd.DataFrame:
     if data["ghl_id"].duplicated().any():
         data = data.sort_values("ghl_updated_at", na_position="first", kind="stable")
         data = data.drop_duplicates("ghl_id", keep="last")
-    return data.sort_values("ghl_id", kind="stable").reset_index(drop=True)
+    # No sort here: sorting Python strings costs seconds per million rows; Postgres sorts the staging
+    # table (ORDER BY ghl_id) far faster, and that sort is what fixes the lock order.
+    return data.reset_index(drop=True)
 
 
 def _merge_batch(engine: sa.Engine, batch: pd.DataFrame, synced_at: datetime) -> UpsertCounts:
@@ -196,8 +207,8 @@ def upsert_calls(
     stamp = synced_at or _default_synced_at(frame)
     n_batches = max(1, math.ceil(len(data) / batch_rows))
     bounds = np.linspace(0, len(data), n_batches + 1).astype(int)
-    # Contiguous slices of the ghl_id-sorted frame: every batch owns a disjoint key range, so parallel
-    # batches never wait on each other's rows.
+    # The frame holds each ghl_id once, so batches are disjoint key sets: parallel batches never wait
+    # on each other's rows, and each takes its locks in ghl_id order, as every other writer does.
     batches = [data.iloc[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
     if parallel <= 1 or len(batches) == 1:
         results = [_merge_batch(engine, b, stamp) for b in batches]

@@ -1,0 +1,92 @@
+"""Materializing `all_calls` partitions against the simulator and a real Postgres."""
+
+from datetime import timedelta
+
+import dagster as dg
+import sqlalchemy as sa
+
+from ghl_pipeline.definitions import defs
+from ghl_pipeline.defs.partitions import partition_key
+from ghl_pipeline_tests.defs.conftest import ACME, GLOBEX, TODAY, local_window, stored_ids
+
+DAY = TODAY - timedelta(days=3)
+
+
+def _materialize(instance, resources, **kwargs):
+    job = defs.resolve_job_def("refresh_all_calls")
+    return job.execute_in_process(instance=instance, resources=resources, raise_on_error=False, **kwargs)
+
+
+def test_one_partition_lands_exactly_that_local_day(engine, simulator, instance, resources):
+    result = _materialize(instance, resources, partition_key=str(partition_key(DAY, ACME.name)))
+    assert result.success
+
+    truth = {m["id"] for m in simulator.ground_truth(ACME.location_id, *local_window(DAY, ACME.timezone))}
+    assert truth and stored_ids(engine, ACME.name) == truth
+    assert stored_ids(engine, GLOBEX.name) == set()
+    with engine.connect() as conn:
+        dates = conn.execute(sa.text("SELECT DISTINCT call_date FROM all_calls")).scalars().all()
+    assert dates == [DAY]
+
+    (mat,) = result.asset_materializations_for_node("all_calls")
+    meta = {k: v.value for k, v in mat.metadata.items()}
+    assert meta["fetched"] == len(truth)
+    assert meta["new_records"] == len(truth)
+    assert meta["updated_records"] == 0 and meta["rejected_records"] == 0
+    assert meta["dagster/row_count"] == len(truth)
+    assert meta["ghl_requests"] >= 3  # location, users, the export page(s), contacts
+    (check,) = result.get_asset_check_evaluations()
+    assert check.passed, check.metadata
+
+
+def test_rematerializing_adds_nothing(engine, instance, resources):
+    key = str(partition_key(DAY, ACME.name))
+    _materialize(instance, resources, partition_key=key)
+    again = _materialize(instance, resources, partition_key=key)
+    meta = {k: v.value for k, v in again.asset_materializations_for_node("all_calls")[0].metadata.items()}
+    assert meta["new_records"] == 0 and meta["updated_records"] == 0
+    assert meta["dagster/row_count"] == meta["fetched"]
+
+
+def test_ranged_run_reports_each_partition_once(engine, simulator, instance, resources):
+    first, last = DAY - timedelta(days=2), DAY
+    result = _materialize(
+        instance,
+        resources,
+        tags={
+            "dagster/asset_partition_range_start": str(partition_key(first, GLOBEX.name)),
+            "dagster/asset_partition_range_end": str(partition_key(last, GLOBEX.name)),
+        },
+    )
+    assert result.success
+    start, _ = local_window(first, GLOBEX.timezone)
+    _, end = local_window(last, GLOBEX.timezone)
+    truth = {m["id"] for m in simulator.ground_truth(GLOBEX.location_id, start, end)}
+    assert stored_ids(engine, GLOBEX.name) == truth
+
+    observations = [
+        e.asset_observation_data.asset_observation
+        for e in result.all_events
+        if e.event_type_value == "ASSET_OBSERVATION"
+    ]
+    per_partition = {o.partition: o.metadata["new_records"].value for o in observations}
+    assert len(per_partition) == 3
+    assert sum(per_partition.values()) == len(truth)  # exact per partition, not a copied total
+    mats = result.asset_materializations_for_node("all_calls")
+    assert {m.partition for m in mats} == set(per_partition)
+    assert mats[0].metadata["run_new_records"].value == len(truth)
+
+    status = instance.get_status_by_partition(
+        dg.AssetKey("all_calls"), list(per_partition), defs.resolve_assets_def("all_calls").partitions_def
+    )
+    assert set(status.values()) == {dg.AssetPartitionStatus.MATERIALIZED}
+
+
+def test_inactive_project_is_never_synced(engine, simulator, instance, resources):
+    from ghl_pipeline.warehouse.projects import set_project_active
+
+    set_project_active(engine, ACME.name, False)
+    result = _materialize(instance, resources, partition_key=str(partition_key(DAY, ACME.name)))
+    assert not result.success
+    assert "inactive" in str(result.get_step_failure_events()[0].step_failure_data.user_failure_data.description)
+    assert simulator.requests == []
