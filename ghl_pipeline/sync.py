@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from ghl_pipeline.calls.mapping import calls_to_frame
 from ghl_pipeline.calls.validation import validate_calls
 from ghl_pipeline.ghl.client import GHLClient
-from ghl_pipeline.ghl.errors import GHLAccessError
+from ghl_pipeline.ghl.errors import GHLScopeError
 from ghl_pipeline.ghl.models import CallPage, CallRecord, Contact, Location
 from ghl_pipeline.warehouse.contacts import cached_contacts, store_contacts
 from ghl_pipeline.warehouse.projects import Project
@@ -97,7 +97,7 @@ def resolve_location(client: GHLClient, project: Project) -> ProjectContext:
     location: Location | None
     try:
         location = client.get_location()
-    except GHLAccessError:
+    except GHLScopeError:  # a bad token (GHLAuthError) stops here; only a missing scope is survivable
         if not project.timezone:
             raise
         location = None

@@ -33,6 +33,7 @@ from ghl_pipeline.ghl.errors import (
 from ghl_pipeline.ghl.models import CallPage, CallRecord, Contact, Location, Secret, User, parse_timestamp
 from ghl_pipeline.ghl.parsing import (
     is_call_message,
+    messages_of_page,
     parse_call_record,
     parse_contact,
     parse_location,

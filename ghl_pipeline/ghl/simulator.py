@@ -346,6 +346,7 @@ class GHLSimulator:
         self._contacts: dict[str, list[dict]] = {}
         self._users: dict[str, list[dict]] = {}
         self._pits: dict[str, _Pit] = {}
+        self._threads_cache: dict[str, tuple[tuple[str, int], dict[str, list[dict]]]] = {}
         self._requests: list[SimRequest] = []
         for location in locations or ():
             self.add_location(location)
@@ -1030,9 +1031,18 @@ class GHLSimulator:
 
     # ---- conversations
 
-    def _all_messages(self, location: SimLocation) -> list[dict]:
+    def _threads(self, location: SimLocation) -> dict[str, list[dict]]:
+        """Every visible message by conversation, oldest first; cached per location and clock second."""
+        key = (location.location_id, int(self.clock()))
+        cached = self._threads_cache.get(location.location_id)
+        if cached is not None and cached[0] == key:
+            return cached[1]
         start = datetime.combine(self._start_date(location), dtime(0), tzinfo=UTC) - timedelta(days=1)
-        return self._messages(location, start, self._now() + timedelta(milliseconds=1))
+        threads: dict[str, list[dict]] = {}
+        for message in self._messages(location, start, self._now() + timedelta(milliseconds=1)):
+            threads.setdefault(message["conversationId"], []).append(message)
+        self._threads_cache[location.location_id] = (key, threads)
+        return threads
 
     def _search_conversations(self, location: SimLocation, query: Mapping[str, str]) -> tuple:
         problem = self._check_location_param(location, query)
@@ -1045,9 +1055,7 @@ class GHLSimulator:
             return _unprocessable("limit and startAfterDate must be numbers")
         if not 1 <= limit <= 100:
             return _unprocessable("limit must not be greater than 100")
-        threads: dict[str, list[dict]] = {}
-        for message in self._all_messages(location):
-            threads.setdefault(message["conversationId"], []).append(message)
+        threads = self._threads(location)
         contacts = {c["id"]: c for c in self._contacts_of(location)}
         conversations = []
         for conversation_id, messages in threads.items():
@@ -1101,7 +1109,7 @@ class GHLSimulator:
             return _unprocessable("limit must be a number")
         if not 1 <= limit <= 100:
             return _unprocessable("limit must not be greater than 100")
-        messages = [m for m in self._all_messages(location) if m["conversationId"] == conversation_id]
+        messages = list(self._threads(location).get(conversation_id, []))
         if not messages:
             return 400, {"statusCode": 400, "message": "Conversation not found"}
         if query.get("type"):

@@ -108,17 +108,23 @@ def _text_column(values: pd.Series) -> list[str]:
     return data.tolist()
 
 
+def _with_nulls(text: np.ndarray, missing: np.ndarray) -> list[str]:
+    out = text.astype(object)  # object before masking: np.where on fixed-width str arrays is slow
+    if missing.any():
+        out[missing] = _NULL
+    return out.tolist()
+
+
 def _int_column(values: pd.Series) -> list[str]:
     series = pd.Series(values).astype("Int64")
     numbers = series.to_numpy(dtype="int64", na_value=0).astype(str)
-    return np.where(series.isna().to_numpy(), _NULL, numbers).tolist()
+    return _with_nulls(numbers, series.isna().to_numpy())
 
 
 def _timestamp_column(values: pd.Series) -> list[str]:
     stamps = pd.to_datetime(values, utc=True)
     raw = stamps.to_numpy(dtype="datetime64[us]")  # UTC wall time; the session's TimeZone is UTC
-    text = np.datetime_as_string(raw, unit="us")
-    return np.where(np.isnat(raw), _NULL, text).tolist()
+    return _with_nulls(np.datetime_as_string(raw, unit="us"), np.isnat(raw))
 
 
 def _date_column(values: pd.Series) -> list[str]:

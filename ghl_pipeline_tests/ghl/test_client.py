@@ -451,3 +451,30 @@ def test_the_token_never_shows_in_reprs_errors_or_logs(make_sim, make_client, ca
     assert "Retrying" in caplog.text or "retrying" in caplog.text  # the faults were logged ...
     for text in texts:
         assert "secret" not in text  # ... without the token
+
+
+def test_a_conversations_calls_are_read_from_the_nested_pages(make_sim, make_client):
+    sim = make_sim([_loc(calls_per_day=60, contacts=20)])
+    client = make_client(sim, sim.locations[0])
+    truth = sim.ground_truth(sim.locations[0].location_id, START, END)
+    conversation = truth[0]["conversationId"]
+    calls = list(client.iter_conversation_calls(conversation))
+    in_window = {c.id for c in calls if START <= c.date_added < END}
+    assert in_window == {m["id"] for m in truth if m["conversationId"] == conversation}
+    assert client.request_count > 1  # more than one page of 100
+    assert [c.date_added for c in calls] == sorted((c.date_added for c in calls), reverse=True)
+    with pytest.raises(ValueError):
+        list(client.iter_conversation_calls("../users"))
+
+
+def test_errors_survive_pickling_for_dagster():
+    import pickle
+
+    error = GHLScopeError("Acme Roofing", 401, "The token is not authorized for this scope.")
+    again = pickle.loads(pickle.dumps(error))
+    assert (type(again), again.project_name, again.status, str(again)) == (
+        type(error),
+        "Acme Roofing",
+        401,
+        str(error),
+    )

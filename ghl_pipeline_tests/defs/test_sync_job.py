@@ -1,0 +1,111 @@
+"""The dashboard's job, ``sync_ghl_calls``: config rules, summary, materializations, failures."""
+
+import json
+from datetime import timedelta
+
+import dagster as dg
+import pytest
+
+from ghl_pipeline.definitions import defs
+from ghl_pipeline.defs.partitions import partition_key
+from ghl_pipeline_tests.defs.conftest import ACME, GLOBEX, TODAY, TOKENS, local_window, stored_ids, table_snapshot
+
+
+def _sync(instance, resources, **config):
+    job = defs.resolve_job_def("sync_ghl_calls")
+    return job.execute_in_process(
+        run_config={"ops": {"sync_calls": {"config": config}}},
+        instance=instance,
+        resources=resources,
+        raise_on_error=False,
+    )
+
+
+def _failure(result) -> str:
+    (event,) = result.get_step_failure_events()
+    return event.step_failure_data.user_failure_data.description
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        ({"date_from": "2025-12-40", "date_to": "2025-12-01"}, "date_from: '2025-12-40' is not a real calendar date"),
+        ({"date_from": "2025-12-02", "date_to": "2025-12-01"}, "date_to: must not be before date_from"),
+        ({"date_from": "2025-12-01", "date_to": "2025-12-02T00:00:00Z"}, "not a mix"),
+        ({"date_from": "2025-08-01", "date_to": "2025-12-01"}, "longer than 93 days"),
+        ({"date_from": "2025-12-01", "date_to": "2025-12-01", "project_name": "Nobody Inc"}, "project_name: 'Nobody Inc' is not an active project"),
+    ],
+)
+def test_bad_config_fails_before_any_request_or_write(engine, simulator, instance, resources, config, expected):
+    before = table_snapshot(engine)
+    result = _sync(instance, resources, **config)
+    assert not result.success
+    assert expected in _failure(result)
+    assert simulator.requests == []
+    assert table_snapshot(engine) == before
+
+
+def test_inactive_project_is_refused(engine, simulator, instance, resources):
+    from ghl_pipeline.warehouse.projects import set_project_active
+
+    set_project_active(engine, GLOBEX.name, False)
+    day = TODAY.isoformat()
+    result = _sync(instance, resources, date_from=day, date_to=day, project_name=GLOBEX.name)
+    assert "is not an active project" in _failure(result)
+    assert simulator.requests == []
+
+
+def test_sync_all_projects_reports_summary_and_materializes_partitions(engine, simulator, instance, resources):
+    first, last = TODAY - timedelta(days=2), TODAY - timedelta(days=1)
+    result = _sync(instance, resources, date_from=first.isoformat(), date_to=last.isoformat())
+    assert result.success
+
+    expected = {}
+    for loc in (ACME, GLOBEX):
+        start, _ = local_window(first, loc.timezone)
+        _, end = local_window(last, loc.timezone)
+        truth = {m["id"] for m in simulator.ground_truth(loc.location_id, start, end)}
+        assert stored_ids(engine, loc.name) == truth
+        expected[loc.name] = len(truth)
+
+    tags = instance.get_run_by_id(result.run_id).tags
+    summary = json.loads(tags["ghl/summary"])
+    assert int(tags["ghl/new_records"]) == summary["new_records"] == sum(expected.values())
+    assert {n: p["new_records"] for n, p in summary["projects"].items()} == expected
+    assert tags["ghl/updated_records"] == "0" and tags["ghl/rejected_records"] == "0"
+
+    keys = [str(partition_key(d, loc.name)) for d in (first, last) for loc in (ACME, GLOBEX)]
+    status = instance.get_status_by_partition(
+        dg.AssetKey("all_calls"), keys, defs.resolve_assets_def("all_calls").partitions_def
+    )
+    assert set(status.values()) == {dg.AssetPartitionStatus.MATERIALIZED}
+
+    # A second click syncs the same calls: nothing new, nothing lost.
+    again = _sync(instance, resources, date_from=first.isoformat(), date_to=last.isoformat())
+    assert instance.get_run_by_id(again.run_id).tags["ghl/new_records"] == "0"
+
+
+def test_late_changes_update_rows(engine, simulator, instance, resources):
+    day = (TODAY - timedelta(days=1)).isoformat()
+    _sync(instance, resources, date_from=day, date_to=day, project_name=ACME.name)
+    call = simulator.ground_truth(ACME.location_id, *local_window(TODAY - timedelta(days=1), ACME.timezone))[0]
+    simulator.update_call(call["id"], status="completed", duration=321)
+    result = _sync(instance, resources, date_from=day, date_to=day, project_name=ACME.name)
+    tags = instance.get_run_by_id(result.run_id).tags
+    assert (tags["ghl/new_records"], tags["ghl/updated_records"]) == ("0", "1")
+
+
+def test_revoked_token_fails_naming_project_and_never_leaks_it(engine, simulator, instance, resources):
+    simulator.revoke_token(ACME.location_id)
+    day = TODAY.isoformat()
+    result = _sync(instance, resources, date_from=day, date_to=day, project_name=ACME.name)
+    assert not result.success
+    message = _failure(result)
+    assert "Acme Roofing" in message
+    run = instance.get_run_by_id(result.run_id)
+    assert run.tags["ghl/failure_kind"] == "auth"
+    assert run.tags["ghl/failed_project"] == ACME.name
+    assert len(simulator.requests) == 1  # no retries of a 401
+    logs = "\n".join(str(e) for e in instance.all_logs(result.run_id))
+    for token in TOKENS:
+        assert token not in logs and token not in str(run.tags) and token not in str(run.run_config)
