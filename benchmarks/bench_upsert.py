@@ -19,6 +19,7 @@ between phases) as well as the process's peak.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import os
 import resource
@@ -27,6 +28,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -94,10 +96,8 @@ def generate(n: int, *, seed: int, id_offset: int = 0) -> pd.DataFrame:
 
 
 def _reset_peak() -> None:
-    try:
+    with contextlib.suppress(OSError):
         Path("/proc/self/clear_refs").write_text("5")  # Linux: reset VmHWM to the current RSS
-    except OSError:
-        pass
 
 
 def _peak_mib() -> float:
@@ -196,18 +196,14 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"rows={n:,} cores={os.cpu_count()} server settings={settings} upsert options={kwargs or 'defaults'}"
     )
+    baseline = _peak_mib()
     t = time.perf_counter()
     first = generate(n, seed=1)
-    # Pass 2: half newer versions of stored calls (new status, later ghl_updated_at), half new calls.
-    half = n // 2
-    second = pd.concat([first.iloc[:half].copy(), generate(n - half, seed=2, id_offset=n)], ignore_index=True)
-    second.loc[: half - 1, "call_status"] = "voicemail"
-    second.loc[: half - 1, "ghl_updated_at"] = second.loc[: half - 1, "ghl_updated_at"] + timedelta(
-        minutes=30
-    )
+    frame_mib = _peak_mib() - baseline
     print(
-        f"generated frames in {time.perf_counter() - t:.1f}s; frame memory "
-        f"{first.memory_usage(deep=True).sum() / 2**20:.0f} MiB each; process RSS {_peak_mib():.0f} MiB\n"
+        f"generated the frame in {time.perf_counter() - t:.1f}s; it takes {frame_mib:.0f} MiB of RSS "
+        f"(pandas deep size {first.memory_usage(deep=True).sum() / 2**20:.0f} MiB, shared strings counted "
+        f"each time); process RSS {_peak_mib():.0f} MiB before the first phase\n"
     )
 
     results = []
@@ -215,34 +211,47 @@ def main(argv: list[str] | None = None) -> None:
     def record(label, rows, elapsed, peak, extra=""):
         results.append((label, rows, elapsed, peak, extra))
         print(
-            f"  {label:<44} {rows:>10,} rows {elapsed:7.2f}s {rows / elapsed:>10,.0f} rows/s  peak RSS {peak:6.0f} MiB {extra}"
+            f"  {label:<44} {rows:>10,} rows {elapsed:7.2f}s {rows / elapsed:>10,.0f} rows/s"
+            f"  peak RSS {peak:6.0f} MiB {extra}"
         )
 
-    e, p, _ = _measure("copy", n, lambda: bare_copy(engine, first, batch_rows))
+    e, p, _ = _measure("copy", n, partial(bare_copy, engine, first, batch_rows))
     assert _count(engine, "bare_calls") == n
     record("bare COPY (no index, same serialiser)", n, e, p)
     copy_rate = n / e
 
-    e, p, c = _measure("upsert-empty", n, lambda: upsert_calls(engine, first, **kwargs))
+    e, p, c = _measure("upsert-empty", n, partial(upsert_calls, engine, first, **kwargs))
     record("upsert into empty all_calls", n, e, p, str(c))
+
+    def serialise_only(frame):
+        data = prepare_calls(frame)
+        for start in range(0, len(data), batch_rows):
+            copy_text(data.iloc[start : start + batch_rows])
+
+    e, p, _ = _measure("serialise", n, partial(serialise_only, first))
+    record("(serialisation alone: prepare + copy_text)", n, e, p)
+
+    # Pass 2: half newer versions of stored calls (new status, later ghl_updated_at), half new calls.
+    half = n // 2
+    second = pd.concat([first.iloc[:half].copy(), generate(n - half, seed=2, id_offset=n)], ignore_index=True)
+    del first
+    gc.collect()
+    second.loc[: half - 1, "call_status"] = "voicemail"
+    second.loc[: half - 1, "ghl_updated_at"] = second.loc[: half - 1, "ghl_updated_at"] + timedelta(
+        minutes=30
+    )
+
     e, p, c = _measure("upsert-half", n, lambda: upsert_calls(engine, second, **kwargs))
     record("upsert half new / half updated", n, e, p, str(c))
     e, p, c = _measure("upsert-unchanged", n, lambda: upsert_calls(engine, second, **kwargs))
     record("upsert again (all unchanged)", n, e, p, str(c))
     assert _count(engine, "all_calls") == n + (n - half)
 
-    e, p, _ = _measure("serialise", n, lambda: copy_text(prepare_calls(first)))
-    record("(serialisation alone: prepare + copy_text)", n, e, p)
-
-    sub = first.iloc[: min(args.to_sql_rows, n)]
-    e, p, _ = _measure("to_sql", len(sub), lambda: to_sql(engine, sub))
-    record(
-        f"pandas to_sql on {len(sub):,} rows",
-        len(sub),
-        e,
-        p,
-        f"(extrapolated to {n:,}: {e * n / len(sub):.0f}s)" if len(sub) < n else "",
-    )
+    if args.to_sql_rows:
+        sub = second.iloc[: min(args.to_sql_rows, n)]
+        e, p, _ = _measure("to_sql", len(sub), lambda: to_sql(engine, sub))
+        extrapolated = f"(extrapolated to {n:,}: {e * n / len(sub):.0f}s)" if len(sub) < n else ""
+        record(f"pandas to_sql on {len(sub):,} rows", len(sub), e, p, extrapolated)
 
     print("\nratio to bare COPY (rows/s):")
     for label, rows, elapsed, _, _ in results[1:]:

@@ -163,9 +163,12 @@ def cmd_simulator(args: argparse.Namespace) -> int:
 
 
 def cmd_gateway(args: argparse.Namespace) -> int:
-    from ghl_pipeline.gateway.app import run
+    from ghl_pipeline.gateway import GatewayConfigError, run
 
-    run(host=args.host, port=args.port)
+    try:
+        run(host=args.host, port=args.port)
+    except GatewayConfigError as exc:
+        raise CommandError(str(exc)) from None
     return 0
 
 

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ghl_pipeline.config import MAX_SYNC_DAYS
 
-_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # ASCII digits only; used with fullmatch
 # Far enough back for any real call log, and nowhere near the year-1/9999 edges Python chokes on.
 _EARLIEST = date(2000, 1, 1)
 _LATEST = date(2100, 1, 1)
@@ -97,7 +97,7 @@ def _parse_one(field: str, value: object) -> date | datetime:
     text = value.strip()
     if len(text) > 40:
         raise SyncConfigError(f"{field}: too long to be a date ({len(text)} characters)")
-    if _DATE_RE.match(text):
+    if _DATE_RE.fullmatch(text):
         try:
             parsed: date | datetime = date.fromisoformat(text)
         except ValueError as exc:

@@ -73,6 +73,11 @@ def gap_runs_per_tick() -> int:
     return _env_int("GHL_GAP_RUNS_PER_TICK", 4)
 
 
+def _now() -> datetime:
+    """The sensors' clock (a seam for tests)."""
+    return datetime.now(UTC)
+
+
 def retry_delay(attempt: int) -> timedelta:
     """Wait before retry number ``attempt`` (1-based): 1, 2, 4, … minutes, capped at an hour."""
     return timedelta(minutes=min(RETRY_BASE_MINUTES * 2 ** (attempt - 1), RETRY_CAP_MINUTES))
@@ -179,16 +184,17 @@ def _run_partition_keys(run: dg.DagsterRun) -> list[str]:
 def failed_partitions_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     """Retry failed `all_calls` runs with growing delays; surface auth failures instead of retrying."""
     instance = context.instance
-    now = datetime.now(UTC)
-    records = instance.get_run_records(
-        filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE], updated_after=now - timedelta(days=2)),
-        limit=500,
-    )
+    now = _now()
+    recent = instance.get_run_records(filters=dg.RunsFilter(updated_after=now - timedelta(days=2)), limit=2000)
+    # A failed run already retried is the retry's business now: only the newest failure counts.
+    retried = {r.dagster_run.tags[TAG_RETRY_OF] for r in recent if TAG_RETRY_OF in r.dagster_run.tags}
     requests: list[dg.RunRequest] = []
     notes: list[str] = []
-    for record in records:
+    for record in recent:
         run = record.dagster_run
-        if run.asset_selection is not None and ALL_CALLS_KEY not in run.asset_selection:
+        if run.status != dg.DagsterRunStatus.FAILURE or run.run_id in retried:
+            continue
+        if run.asset_selection and ALL_CALLS_KEY not in run.asset_selection:
             continue
         keys = _run_partition_keys(run)
         if not keys:
@@ -253,7 +259,7 @@ def missing_days_sensor(context: dg.SensorEvaluationContext, warehouse: Warehous
     if not projects:
         return dg.SensorResult(skip_reason=dg.SkipReason("no registered active projects"))
 
-    now = datetime.now(UTC)
+    now = _now()
     auth_failed = _recent_auth_failures(instance, now - timedelta(hours=24))
     resolved = known_timezones(engine)
     budget = gap_runs_per_tick()

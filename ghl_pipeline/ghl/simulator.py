@@ -946,6 +946,8 @@ class GHLSimulator:
         if sort_by not in ("createdAt", "updatedAt") or sort_order not in ("asc", "desc"):
             return _unprocessable("sortBy must be createdAt or updatedAt; sortOrder must be asc or desc")
         now = self.clock()
+        for stale in [key for key, pit in self._pits.items() if now - pit.last_used > CURSOR_TTL_S]:
+            del self._pits[stale]  # abandoned walks; their cursors now read as expired
 
         cursor = query.get("cursor")
         if cursor:

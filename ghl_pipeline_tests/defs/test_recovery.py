@@ -1,0 +1,168 @@
+"""Sensors and the schedule, evaluated on a real instance with real runs behind them."""
+
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+import pytest
+
+from ghl_pipeline.definitions import defs
+from ghl_pipeline.defs import recovery
+from ghl_pipeline.defs.partitions import PROJECTS_PARTITIONS_NAME, partition_key
+from ghl_pipeline.defs.recovery import (
+    failed_partitions_sensor,
+    missing_days_sensor,
+    projects_sensor,
+    recent_calls_schedule,
+)
+from ghl_pipeline.defs.resources import GHLResource
+from ghl_pipeline.ghl.ratelimit import InMemoryRateLimiter
+from ghl_pipeline.ghl.simulator import Faults
+from ghl_pipeline.warehouse.projects import add_project, set_project_active
+from ghl_pipeline_tests.defs.conftest import ACME, GLOBEX, TODAY
+
+
+def _ctx(instance, resources):
+    return dg.build_sensor_context(instance=instance, resources={"warehouse": resources["warehouse"]})
+
+
+def _materialize(instance, resources, key: str):
+    job = defs.resolve_job_def("refresh_all_calls")
+    return job.execute_in_process(instance=instance, resources=resources, partition_key=key, raise_on_error=False)
+
+
+def _requested(result) -> list[tuple[str, dict]]:
+    return [(r.run_key, r.tags) for r in result.run_requests or []]
+
+
+# ------------------------------------------------------------------------------ projects_sensor
+
+
+def test_projects_sensor_adds_new_active_projects_and_never_deletes(engine, projects, resources):
+    with dg.instance_for_test() as instance:
+        first = projects_sensor(_ctx(instance, resources))
+        (request,) = first.dynamic_partitions_requests
+        assert sorted(request.partition_keys) == sorted([ACME.name, GLOBEX.name])
+        instance.add_dynamic_partitions(PROJECTS_PARTITIONS_NAME, list(request.partition_keys))
+
+        nothing = projects_sensor(_ctx(instance, resources))
+        assert not nothing.dynamic_partitions_requests and nothing.skip_reason
+
+        add_project(engine, name="Initech HVAC", location_id="initech01", api_key="pit-x-secret")
+        set_project_active(engine, GLOBEX.name, False)
+        add_project(engine, name="Bad|Name", location_id="bad01", api_key="pit-y-secret")
+        after = projects_sensor(_ctx(instance, resources))
+        assert [list(r.partition_keys) for r in after.dynamic_partitions_requests] == [["Initech HVAC"]]
+        assert all(isinstance(r, dg.AddDynamicPartitionsRequest) for r in after.dynamic_partitions_requests)
+
+
+# ------------------------------------------------------------------------------ failed_partitions_sensor
+
+
+@pytest.fixture
+def failing_resources(simulator, resources):
+    """GHL answering 500 to everything; one attempt per request so the run fails fast."""
+    failing = type(simulator)(simulator.locations, faults=Faults(server_error_rate=1.0), seed=1)
+    ghl = GHLResource.with_transport(failing.transport(), limiter=InMemoryRateLimiter(), max_attempts=1)
+    return {**resources, "ghl": dg.ResourceDefinition.hardcoded_resource(ghl)}
+
+
+def test_failed_partition_is_retried_after_a_growing_delay(instance, failing_resources, resources, monkeypatch):
+    key = str(partition_key(TODAY - timedelta(days=2), ACME.name))
+    failed = _materialize(instance, failing_resources, key)
+    assert not failed.success
+    ended = datetime.now(UTC)
+
+    monkeypatch.setattr(recovery, "_now", lambda: ended + timedelta(seconds=10))
+    assert _requested(failed_partitions_sensor(_ctx(instance, resources))) == []  # 1 minute not yet up
+
+    monkeypatch.setattr(recovery, "_now", lambda: ended + timedelta(minutes=2))
+    ((run_key, tags),) = _requested(failed_partitions_sensor(_ctx(instance, resources)))
+    assert tags["dagster/partition"] == key
+    assert tags["ghl/attempt"] == "2" and "attempt2" in run_key
+    assert tags["ghl/retry_of"] == failed.run_id
+
+    # The retry fails too: the next one waits 2 minutes, not 1.
+    retry = defs.resolve_job_def("refresh_all_calls").execute_in_process(
+        instance=instance, resources=failing_resources, tags=tags, raise_on_error=False
+    )
+    assert not retry.success
+    ended = datetime.now(UTC)
+    monkeypatch.setattr(recovery, "_now", lambda: ended + timedelta(seconds=90))
+    assert [t["ghl/attempt"] for _, t in _requested(failed_partitions_sensor(_ctx(instance, resources)))] == []
+    monkeypatch.setattr(recovery, "_now", lambda: ended + timedelta(minutes=3))
+    attempts = [t["ghl/attempt"] for _, t in _requested(failed_partitions_sensor(_ctx(instance, resources)))]
+    assert "3" in attempts
+
+    # Once it succeeds, nothing is retried any more.
+    assert _materialize(instance, resources, key).success
+    monkeypatch.setattr(recovery, "_now", lambda: ended + timedelta(hours=2))
+    assert _requested(failed_partitions_sensor(_ctx(instance, resources))) == []
+
+
+def test_auth_failure_is_surfaced_not_retried(instance, simulator, resources, monkeypatch):
+    simulator.revoke_token(ACME.location_id)
+    failed = _materialize(instance, resources, str(partition_key(TODAY - timedelta(days=1), ACME.name)))
+    assert not failed.success
+    assert instance.get_run_by_id(failed.run_id).tags["ghl/failure_kind"] == "auth"
+    monkeypatch.setattr(recovery, "_now", lambda: datetime.now(UTC) + timedelta(hours=1))
+    result = failed_partitions_sensor(_ctx(instance, resources))
+    assert _requested(result) == []
+    assert "Acme Roofing" in result.skip_reason.skip_message
+
+    # The gap sensor leaves that project alone too, while still filling the other one's gaps.
+    gaps = _requested(missing_days_sensor(_ctx(instance, resources)))
+    assert gaps and all(t["ghl/project"] == GLOBEX.name for _, t in gaps)
+
+
+# ------------------------------------------------------------------------------ missing_days_sensor
+
+
+def test_missing_days_requested_newest_first_in_bounded_ranges(instance, resources, monkeypatch):
+    monkeypatch.setenv("GHL_GAP_LOOKBACK_DAYS", "40")
+    monkeypatch.setenv("GHL_GAP_RUNS_PER_TICK", "3")
+    yesterday_acme = datetime.now(ACME.timezone and __import__("zoneinfo").ZoneInfo(ACME.timezone)).date() - timedelta(days=1)
+    # Materialize one day in the middle of Acme's window: it splits Acme's gap in two.
+    hole = yesterday_acme - timedelta(days=5)
+    assert _materialize(instance, resources, str(partition_key(hole, ACME.name))).success
+
+    requests = _requested(missing_days_sensor(_ctx(instance, resources)))
+    assert len(requests) == 3
+    acme = [t for _, t in requests if t["ghl/project"] == ACME.name]
+    ends = [t.get("dagster/asset_partition_range_end", t.get("dagster/partition")) for t in acme]
+    assert str(partition_key(yesterday_acme, ACME.name)) in ends  # the newest gap first
+    for _, tags in requests:
+        if "dagster/asset_partition_range_start" in tags:
+            start = datetime.fromisoformat(tags["dagster/asset_partition_range_start"].split("|")[0])
+            end = datetime.fromisoformat(tags["dagster/asset_partition_range_end"].split("|")[0])
+            assert (end - start).days < 31
+            assert not (start.date() <= hole <= end.date()) or tags["ghl/project"] != ACME.name
+
+    # Run keys hold the day: the same gap is asked for at most once a day.
+    assert all(key.startswith("gap:") and TODAY.isoformat() in key for key, _ in requests)
+
+
+def test_nothing_missing_means_no_runs(instance, resources, monkeypatch):
+    monkeypatch.setenv("GHL_GAP_LOOKBACK_DAYS", "1")
+    for loc in (ACME, GLOBEX):
+        from zoneinfo import ZoneInfo
+
+        yesterday = datetime.now(ZoneInfo(loc.timezone)).date() - timedelta(days=1)
+        assert _materialize(instance, resources, str(partition_key(yesterday, loc.name))).success
+    result = missing_days_sensor(_ctx(instance, resources))
+    assert _requested(result) == [] and result.skip_reason
+
+
+# ------------------------------------------------------------------------------ recent_calls_schedule
+
+
+def test_schedule_resyncs_today_and_yesterday_of_active_projects(engine, instance, resources):
+    set_project_active(engine, GLOBEX.name, False)
+    context = dg.build_schedule_context(
+        instance=instance,
+        resources={"warehouse": resources["warehouse"]},
+        scheduled_execution_time=datetime(2026, 12, 1, 3, 15, tzinfo=UTC),
+    )
+    (request,) = recent_calls_schedule(context)
+    # 03:15 UTC is still 2026-11-30 in Chicago.
+    assert request.tags["dagster/asset_partition_range_start"] == "2026-11-29|Acme Roofing"
+    assert request.tags["dagster/asset_partition_range_end"] == "2026-11-30|Acme Roofing"
