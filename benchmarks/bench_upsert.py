@@ -40,7 +40,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ghl_pipeline.warehouse import db  # noqa: E402
 from ghl_pipeline.warehouse.schema import upgrade  # noqa: E402
-from ghl_pipeline.warehouse.upsert import STAGE_COLUMNS, copy_text, prepare_calls, upsert_calls  # noqa: E402
+from ghl_pipeline.warehouse.upsert import (
+    DEFAULT_BATCH_ROWS,
+    STAGE_COLUMNS,
+    copy_text,
+    prepare_calls,
+    upsert_calls,
+)  # noqa: E402
 
 STATUSES = np.array(
     ["completed", "no-answer", "busy", "voicemail", "failed", "canceled", "answered"], dtype=object
@@ -190,7 +196,7 @@ def main(argv: list[str] | None = None) -> None:
         kwargs["batch_rows"] = args.batch_rows
     if args.parallel:
         kwargs["parallel"] = args.parallel
-    batch_rows = args.batch_rows or 200_000
+    batch_rows = args.batch_rows or DEFAULT_BATCH_ROWS
 
     n = args.rows
     print(

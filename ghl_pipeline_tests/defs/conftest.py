@@ -50,7 +50,9 @@ def simulator() -> GHLSimulator:
 @pytest.fixture
 def projects(engine: sa.Engine) -> list[str]:
     """Both simulator locations registered as active projects (Globex's zone left to GHL)."""
-    add_project(engine, name=ACME.name, location_id=ACME.location_id, api_key=ACME.token, timezone=ACME.timezone)
+    add_project(
+        engine, name=ACME.name, location_id=ACME.location_id, api_key=ACME.token, timezone=ACME.timezone
+    )
     add_project(engine, name=GLOBEX.name, location_id=GLOBEX.location_id, api_key=GLOBEX.token, timezone=None)
     return [ACME.name, GLOBEX.name]
 
@@ -86,7 +88,9 @@ def stored_ids(engine: sa.Engine, project: str) -> set[str]:
     """ghl_ids of a project's rows in all_calls."""
     with engine.connect() as conn:
         return set(
-            conn.execute(sa.text("SELECT ghl_id FROM all_calls WHERE project_name = :p"), {"p": project}).scalars()
+            conn.execute(
+                sa.text("SELECT ghl_id FROM all_calls WHERE project_name = :p"), {"p": project}
+            ).scalars()
         )
 
 

@@ -88,5 +88,7 @@ def test_inactive_project_is_never_synced(engine, simulator, instance, resources
     set_project_active(engine, ACME.name, False)
     result = _materialize(instance, resources, partition_key=str(partition_key(DAY, ACME.name)))
     assert not result.success
-    assert "inactive" in str(result.get_step_failure_events()[0].step_failure_data.user_failure_data.description)
+    assert "inactive" in str(
+        result.get_step_failure_events()[0].step_failure_data.user_failure_data.description
+    )
     assert simulator.requests == []

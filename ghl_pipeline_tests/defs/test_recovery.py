@@ -27,7 +27,9 @@ def _ctx(instance, resources):
 
 def _materialize(instance, resources, key: str):
     job = defs.resolve_job_def("refresh_all_calls")
-    return job.execute_in_process(instance=instance, resources=resources, partition_key=key, raise_on_error=False)
+    return job.execute_in_process(
+        instance=instance, resources=resources, partition_key=key, raise_on_error=False
+    )
 
 
 def _requested(result) -> list[tuple[str, dict]]:
@@ -66,7 +68,9 @@ def failing_resources(simulator, resources):
     return {**resources, "ghl": dg.ResourceDefinition.hardcoded_resource(ghl)}
 
 
-def test_failed_partition_is_retried_after_a_growing_delay(instance, failing_resources, resources, monkeypatch):
+def test_failed_partition_is_retried_after_a_growing_delay(
+    instance, failing_resources, resources, monkeypatch
+):
     key = str(partition_key(TODAY - timedelta(days=2), ACME.name))
     failed = _materialize(instance, failing_resources, key)
     assert not failed.success
@@ -88,7 +92,9 @@ def test_failed_partition_is_retried_after_a_growing_delay(instance, failing_res
     assert not retry.success
     ended = datetime.now(UTC)
     monkeypatch.setattr(recovery, "_now", lambda: ended + timedelta(seconds=90))
-    assert [t["ghl/attempt"] for _, t in _requested(failed_partitions_sensor(_ctx(instance, resources)))] == []
+    assert [
+        t["ghl/attempt"] for _, t in _requested(failed_partitions_sensor(_ctx(instance, resources)))
+    ] == []
     monkeypatch.setattr(recovery, "_now", lambda: ended + timedelta(minutes=3))
     attempts = [t["ghl/attempt"] for _, t in _requested(failed_partitions_sensor(_ctx(instance, resources)))]
     assert "3" in attempts
@@ -120,7 +126,9 @@ def test_auth_failure_is_surfaced_not_retried(instance, simulator, resources, mo
 def test_missing_days_requested_newest_first_in_bounded_ranges(instance, resources, monkeypatch):
     monkeypatch.setenv("GHL_GAP_LOOKBACK_DAYS", "40")
     monkeypatch.setenv("GHL_GAP_RUNS_PER_TICK", "3")
-    yesterday_acme = datetime.now(ACME.timezone and __import__("zoneinfo").ZoneInfo(ACME.timezone)).date() - timedelta(days=1)
+    yesterday_acme = datetime.now(
+        ACME.timezone and __import__("zoneinfo").ZoneInfo(ACME.timezone)
+    ).date() - timedelta(days=1)
     # Materialize one day in the middle of Acme's window: it splits Acme's gap in two.
     hole = yesterday_acme - timedelta(days=5)
     assert _materialize(instance, resources, str(partition_key(hole, ACME.name))).success

@@ -8,7 +8,15 @@ import pytest
 
 from ghl_pipeline.definitions import defs
 from ghl_pipeline.defs.partitions import partition_key
-from ghl_pipeline_tests.defs.conftest import ACME, GLOBEX, TODAY, TOKENS, local_window, stored_ids, table_snapshot
+from ghl_pipeline_tests.defs.conftest import (
+    ACME,
+    GLOBEX,
+    TODAY,
+    TOKENS,
+    local_window,
+    stored_ids,
+    table_snapshot,
+)
 
 
 def _sync(instance, resources, **config):
@@ -29,14 +37,22 @@ def _failure(result) -> str:
 @pytest.mark.parametrize(
     ("config", "expected"),
     [
-        ({"date_from": "2025-12-40", "date_to": "2025-12-01"}, "date_from: '2025-12-40' is not a real calendar date"),
+        (
+            {"date_from": "2025-12-40", "date_to": "2025-12-01"},
+            "date_from: '2025-12-40' is not a real calendar date",
+        ),
         ({"date_from": "2025-12-02", "date_to": "2025-12-01"}, "date_to: must not be before date_from"),
         ({"date_from": "2025-12-01", "date_to": "2025-12-02T00:00:00Z"}, "not a mix"),
         ({"date_from": "2025-08-01", "date_to": "2025-12-01"}, "longer than 93 days"),
-        ({"date_from": "2025-12-01", "date_to": "2025-12-01", "project_name": "Nobody Inc"}, "project_name: 'Nobody Inc' is not an active project"),
+        (
+            {"date_from": "2025-12-01", "date_to": "2025-12-01", "project_name": "Nobody Inc"},
+            "project_name: 'Nobody Inc' is not an active project",
+        ),
     ],
 )
-def test_bad_config_fails_before_any_request_or_write(engine, simulator, instance, resources, config, expected):
+def test_bad_config_fails_before_any_request_or_write(
+    engine, simulator, instance, resources, config, expected
+):
     before = table_snapshot(engine)
     result = _sync(instance, resources, **config)
     assert not result.success
@@ -55,7 +71,9 @@ def test_inactive_project_is_refused(engine, simulator, instance, resources):
     assert simulator.requests == []
 
 
-def test_sync_all_projects_reports_summary_and_materializes_partitions(engine, simulator, instance, resources):
+def test_sync_all_projects_reports_summary_and_materializes_partitions(
+    engine, simulator, instance, resources
+):
     first, last = TODAY - timedelta(days=2), TODAY - timedelta(days=1)
     result = _sync(instance, resources, date_from=first.isoformat(), date_to=last.isoformat())
     assert result.success
@@ -88,7 +106,9 @@ def test_sync_all_projects_reports_summary_and_materializes_partitions(engine, s
 def test_late_changes_update_rows(engine, simulator, instance, resources):
     day = (TODAY - timedelta(days=1)).isoformat()
     _sync(instance, resources, date_from=day, date_to=day, project_name=ACME.name)
-    call = simulator.ground_truth(ACME.location_id, *local_window(TODAY - timedelta(days=1), ACME.timezone))[0]
+    call = simulator.ground_truth(ACME.location_id, *local_window(TODAY - timedelta(days=1), ACME.timezone))[
+        0
+    ]
     simulator.update_call(call["id"], status="completed", duration=321)
     result = _sync(instance, resources, date_from=day, date_to=day, project_name=ACME.name)
     tags = instance.get_run_by_id(result.run_id).tags
