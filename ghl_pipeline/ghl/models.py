@@ -76,7 +76,10 @@ def parse_timestamp(value: Any) -> datetime | None:
     parsed = datetime.fromisoformat(text)  # ValueError on junk
     if parsed.tzinfo is None:  # GHL sends UTC; a naive stamp is read as UTC
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError as exc:  # e.g. 0001-01-01T00:00+01:00 lies before year 1 in UTC
+        raise ValueError(f"timestamp out of range: {text[:40]!r}") from exc
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,7 @@ from ghl_pipeline.ghl.models import (
 )
 
 _DIRECTIONS = frozenset({"inbound", "outbound"})
+_MAX_DURATION = 2**63 - 1  # Int64
 
 
 def call_message_type(message: Mapping[str, Any]) -> str | None:
@@ -76,8 +77,12 @@ def _duration(value: Any, problems: list[str]) -> int | None:
         return None
     if isinstance(value, str):
         text = value.strip()
-        if not text.isdigit():
+        # ASCII digits only: str.isdigit() also accepts "²", which int() refuses.
+        if not (text.isascii() and text.isdigit()):
             problems.append(f"meta.call.duration is not a number: {text[:20]!r}")
+            return None
+        if len(text) > 18:  # beyond Int64 (and int()'s 4300-digit limit); nothing lasts that long
+            problems.append(f"meta.call.duration is out of range: {text[:20]!r}...")
             return None
         value = int(text)
     if isinstance(value, float):
@@ -89,7 +94,10 @@ def _duration(value: Any, problems: list[str]) -> int | None:
         problems.append(f"meta.call.duration is not a number: {type(value).__name__}")
         return None
     if value < 0:
-        problems.append(f"meta.call.duration is negative: {value}")
+        problems.append("meta.call.duration is negative")
+        return None
+    if value > _MAX_DURATION:  # would overflow the frame's Int64 column
+        problems.append("meta.call.duration is out of range")
         return None
     return value
 

@@ -1,0 +1,58 @@
+"""Shared by the recovery tests: the CLI as a subprocess, and comparing all_calls with the simulator."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections import Counter
+from datetime import date
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from ghl_pipeline.ghl.simulator import GHLSimulator, SimLocation
+from ghl_pipeline.windows import local_days_window
+
+
+def cli_env(*, db_url: str, dagster_home: Path, ghl_url: str, partitions_start: date) -> dict[str, str]:
+    """Environment of a ``ghl-pipeline`` subprocess: our database, instance and simulator only."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GHL_", "DAGSTER_"))}
+    env.pop("TEST_DATABASE_URL", None)
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    env.update(
+        DATABASE_URL=db_url,
+        DAGSTER_HOME=str(dagster_home),
+        GHL_API_BASE_URL=ghl_url,
+        GHL_PARTITIONS_START=partitions_start.isoformat(),
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+def cli(*args: str) -> list[str]:
+    """The argv of ``ghl-pipeline ARGS`` with this interpreter."""
+    return [sys.executable, "-m", "ghl_pipeline.cli", *args]
+
+
+def start_cli(env: dict[str, str], *args: str) -> subprocess.Popen:
+    """Start ``ghl-pipeline ARGS`` in its own process group (so a test can kill it and its workers)."""
+    return subprocess.Popen(
+        cli(*args), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+
+
+def truth_ids(sim: GHLSimulator, location: SimLocation, first: date, last: date) -> set[str]:
+    """Ids of the simulator's call messages on ``location``'s local days ``first..last``."""
+    start, end = local_days_window(first, last, location.timezone)
+    return {m["id"] for m in sim.ground_truth(location.location_id, start, end)}
+
+
+def stored_id_counts(engine: sa.Engine, project_name: str) -> Counter[str]:
+    """How often each ghl_id of a project is in all_calls (each must be exactly once)."""
+    with engine.connect() as conn:
+        return Counter(
+            conn.execute(
+                sa.text("SELECT ghl_id FROM all_calls WHERE project_name = :p"), {"p": project_name}
+            ).scalars()
+        )
