@@ -21,7 +21,6 @@ from ghl_pipeline.warehouse.db import database_url, get_engine
 from ghl_pipeline.warehouse.projects import Project
 from ghl_pipeline.warehouse.ratelimit import PostgresRateLimiter
 from ghl_pipeline.warehouse.schema import upgrade
-from ghl_pipeline.warehouse.sync_state import ensure_state_tables
 
 # One limiter per database and process; the budget itself lives in Postgres, shared by all processes.
 _LIMITERS: dict[str, PostgresRateLimiter] = {}
@@ -93,7 +92,6 @@ class WarehouseResource(dg.ConfigurableResource):
         with _upgrade_lock:
             if url not in _upgraded:
                 upgrade(engine)
-                ensure_state_tables(engine)
                 _upgraded.add(url)
         return engine
 

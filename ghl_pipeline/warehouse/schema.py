@@ -235,6 +235,16 @@ def _duplicates(conn: sa.Connection, table: str, column: str) -> tuple[list[tupl
     return [(r[0], r[1]) for r in rows], (rows[0][2] if rows else 0)
 
 
+def _bookkeeping_tables() -> dict[str, list[str]]:
+    from ghl_pipeline.warehouse import ratelimit, sync_state
+
+    return {
+        "ghl_sync_state": [sync_state.DDL],
+        "ghl_rate_limit": [ratelimit.DDL[0]],
+        "ghl_request_log": ratelimit.DDL[1:],
+    }
+
+
 def upgrade(engine: sa.Engine) -> UpgradeReport:
     """Create missing tables, add missing columns and indexes; idempotent; all or nothing.
 
@@ -282,6 +292,13 @@ def upgrade(engine: sa.Engine) -> UpgradeReport:
             if not _index_exists(conn, name):
                 conn.execute(sa.text(ddl))
                 indexes.append(name)
+
+        # The pipeline's own bookkeeping: last sync per project, the shared GHL rate budget.
+        for table, statements in _bookkeeping_tables().items():
+            if not _columns(conn, table):
+                created.append(table)
+            for statement in statements:
+                conn.execute(sa.text(statement))
     return UpgradeReport(
         created_tables=tuple(created),
         added_columns=tuple(added),

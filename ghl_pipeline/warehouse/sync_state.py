@@ -49,11 +49,3 @@ def last_synced(engine: sa.Engine) -> dict[str, datetime]:
     with engine.connect() as conn:
         return dict(conn.execute(sa.text("SELECT project_name, last_synced_at FROM ghl_sync_state")).all())
 
-
-def ensure_state_tables(engine: sa.Engine) -> None:
-    """Create the pipeline's own bookkeeping tables (sync state, shared rate budget) when missing."""
-    from ghl_pipeline.warehouse import ratelimit
-
-    with engine.begin() as conn:
-        for statement in [DDL, *ratelimit.DDL]:
-            conn.execute(sa.text(statement))

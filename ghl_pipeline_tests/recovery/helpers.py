@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from collections import Counter
@@ -15,17 +16,34 @@ from ghl_pipeline.ghl.simulator import GHLSimulator, SimLocation
 from ghl_pipeline.windows import local_days_window
 
 
-def cli_env(*, db_url: str, dagster_home: Path, ghl_url: str, partitions_start: date) -> dict[str, str]:
+REPO = Path(__file__).resolve().parents[2]
+
+
+def dagster_home(path: Path) -> Path:
+    """A Dagster home with the repo's production ``dagster.yaml`` (Postgres storage from DAGSTER_PG_URL).
+
+    Several processes write the instance at once here (backfill workers, a dashboard sync), which
+    the SQLite default cannot take ("database is locked"); production uses Postgres, so do the tests.
+    """
+    path.mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO / "dagster.yaml", path / "dagster.yaml")
+    return path
+
+
+def cli_env(
+    *, db_url: str, dagster_pg_url: str, home: Path, ghl_url: str, partitions_start: date
+) -> dict[str, str]:
     """Environment of a ``ghl-pipeline`` subprocess: our database, instance and simulator only."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GHL_", "DAGSTER_"))}
     env.pop("TEST_DATABASE_URL", None)
-    dagster_home.mkdir(parents=True, exist_ok=True)
     env.update(
         DATABASE_URL=db_url,
-        DAGSTER_HOME=str(dagster_home),
+        DAGSTER_HOME=str(dagster_home(home)),
+        DAGSTER_PG_URL=dagster_pg_url,
         GHL_API_BASE_URL=ghl_url,
         GHL_PARTITIONS_START=partitions_start.isoformat(),
         PYTHONUNBUFFERED="1",
+        GHL_PIPELINE_DEBUG=os.environ.get("GHL_PIPELINE_DEBUG", ""),
     )
     return env
 

@@ -37,13 +37,14 @@ BUSY = SimLocation(
 
 
 @pytest.mark.slow
-def test_backfill_and_dashboard_sync_share_one_budget(db_url, engine, tmp_path):
+def test_backfill_and_dashboard_sync_share_one_budget(db_url, engine, empty_db_url, tmp_path):
     sim = GHLSimulator([BUSY], seed=11, burst_max=BURST_MAX, burst_interval_s=BURST_INTERVAL_S)
     add_project(engine, name=BUSY.name, location_id=BUSY.location_id, api_key=BUSY.token, timezone=BUSY.timezone)
     with sim.serve() as server:
         env = cli_env(
             db_url=db_url,
-            dagster_home=tmp_path / "dagster_home",
+            dagster_pg_url=empty_db_url,
+            home=tmp_path / "dagster_home",
             ghl_url=server.url,
             partitions_start=FIRST - timedelta(days=30),
         )
