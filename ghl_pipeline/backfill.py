@@ -120,8 +120,12 @@ def plan_backfill(
         todo = days
         if not force:
             keys = [str(partition_key(d, project.name)) for d in days]
-            status = instance.get_status_by_partition(ALL_CALLS_KEY, keys, all_calls_partitions)
-            todo = [d for d, k in zip(days, keys, strict=True) if status.get(k) != dg.AssetPartitionStatus.MATERIALIZED]
+            status = instance.get_status_by_partition(ALL_CALLS_KEY, keys, all_calls_partitions) or {}
+            todo = [
+                d
+                for d, k in zip(days, keys, strict=True)
+                if status.get(k) != dg.AssetPartitionStatus.MATERIALIZED
+            ]
             skipped += len(days) - len(todo)
         per_project.append(spans_of(project.name, todo))
     # Interleave projects, so parallel workers hit different GHL locations.

@@ -41,18 +41,25 @@ def run_sync_job(
     *, date_from: str, date_to: str, project_name: str | None, instance=None, tags: dict | None = None
 ) -> dict:
     """Run ``sync_ghl_calls`` in this process and return its summary; raise CommandError on failure."""
-    from ghl_pipeline.defs.syncing import TAG_SUMMARY
     from ghl_pipeline.definitions import defs
+    from ghl_pipeline.defs.syncing import TAG_SUMMARY
 
     instance = instance or dagster_instance()
     job = defs.resolve_job_def("sync_ghl_calls")
     run_config = {
-        "ops": {"sync_calls": {"config": {"date_from": date_from, "date_to": date_to, "project_name": project_name}}},
+        "ops": {
+            "sync_calls": {
+                "config": {"date_from": date_from, "date_to": date_to, "project_name": project_name}
+            }
+        },
         # Dagster's own step chatter stays quiet on a terminal; our progress lines go to stderr.
         "loggers": {"console": {"config": {"log_level": "WARNING"}}},
     }
     result = job.execute_in_process(
-        run_config=run_config, instance=instance, raise_on_error=False, tags=tags or {"ghl/launched_by": "cli"}
+        run_config=run_config,
+        instance=instance,
+        raise_on_error=False,
+        tags=tags or {"ghl/launched_by": "cli"},
     )
     if not result.success:
         raise CommandError(_failure_reason(result))
@@ -104,7 +111,9 @@ def format_summary(summary: dict) -> str:
         )
     )
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    line = lambda r: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
+    line = lambda r: "  ".join(
+        c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))
+    )  # noqa: E731
     out = [line(header), "  ".join("-" * w for w in widths)]
     out += [line(r) for r in rows[:-1]]
     out += ["  ".join("-" * w for w in widths), line(rows[-1])]
@@ -197,7 +206,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     ]
     widths = [max(len(x[i]) for x in [header, *table]) for i in range(len(header))]
     for r in [header, *table]:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths)))
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
     return 0
 
 
@@ -247,7 +256,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="No account, no services: starts the GHL simulator and an embedded Postgres, syncs the "
         "last days of 3 demo projects through the real sync_ghl_calls job and prints a summary.",
     )
-    p.add_argument("--days", type=int, default=7, choices=range(1, 32), metavar="N", help="days to sync (1-31)")
+    p.add_argument(
+        "--days", type=int, default=7, choices=range(1, 32), metavar="N", help="days to sync (1-31)"
+    )
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser(
@@ -256,7 +267,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Runs sync_ghl_calls: dates are inclusive calendar days in each project's time zone; "
         "ISO-8601 datetimes with offset are a half-open window.",
     )
-    p.add_argument("--from", dest="date_from", required=True, help="YYYY-MM-DD or ISO-8601 datetime with offset")
+    p.add_argument(
+        "--from", dest="date_from", required=True, help="YYYY-MM-DD or ISO-8601 datetime with offset"
+    )
     p.add_argument("--to", dest="date_to", required=True, help="YYYY-MM-DD or ISO-8601 datetime with offset")
     p.add_argument("--project", help="one project's name (default: every active project)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -335,4 +348,3 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-

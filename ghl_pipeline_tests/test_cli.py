@@ -21,7 +21,9 @@ def operator_env(db_url, tmp_path, monkeypatch):
     monkeypatch.setenv("GHL_API_BASE_URL", server.url)
     engine = sa.create_engine(db_url, poolclass=sa.NullPool)
     acme = simulator.locations[0]
-    add_project(engine, name=acme.name, location_id=acme.location_id, api_key=acme.token, timezone=acme.timezone)
+    add_project(
+        engine, name=acme.name, location_id=acme.location_id, api_key=acme.token, timezone=acme.timezone
+    )
     yield simulator, engine
     server.stop()
     engine.dispose()
@@ -48,10 +50,19 @@ def test_sync_json_then_table(operator_env, capsys):
     [
         (["sync", "--from", "2025-12-02", "--to", "2025-12-01"], "date_to: must not be before date_from"),
         (["sync", "--from", "soon", "--to", "2025-12-01"], "date_from:"),
-        (["sync", "--from", "2025-12-01", "--to", "2025-12-01", "--project", "Nobody"], "'Nobody' is not an active project"),
+        (
+            ["sync", "--from", "2025-12-01", "--to", "2025-12-01", "--project", "Nobody"],
+            "'Nobody' is not an active project",
+        ),
         (["backfill", "--from", "2025-12-02", "--to", "2025-12-01"], "--to: must not be before --from"),
-        (["backfill", "--from", "2020-01-01", "--to", "2020-01-02"], "--from: 2020-01-01 is before the first partition"),
-        (["backfill", "--from", "2025-12-01", "--to", "2025-12-02", "--project", "Nobody"], "--project: 'Nobody'"),
+        (
+            ["backfill", "--from", "2020-01-01", "--to", "2020-01-02"],
+            "--from: 2020-01-01 is before the first partition",
+        ),
+        (
+            ["backfill", "--from", "2025-12-01", "--to", "2025-12-02", "--project", "Nobody"],
+            "--project: 'Nobody'",
+        ),
     ],
 )
 def test_failures_exit_1_with_one_line_reason(operator_env, capsys, argv, reason):
@@ -74,8 +85,14 @@ def test_status_lists_projects(operator_env, capsys):
 def test_db_upgrade_refuses_duplicates_naming_them(empty_db_url, monkeypatch, capsys):
     engine = sa.create_engine(empty_db_url, poolclass=sa.NullPool)
     with engine.begin() as conn:  # the old feed's table: no unique ghl_id, a duplicate in it
-        conn.execute(sa.text("CREATE TABLE all_calls (id serial primary key, ghl_id text, project_name text)"))
-        conn.execute(sa.text("INSERT INTO all_calls (ghl_id, project_name) VALUES ('dup-1','A'),('dup-1','A'),('ok-2','A')"))
+        conn.execute(
+            sa.text("CREATE TABLE all_calls (id serial primary key, ghl_id text, project_name text)")
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO all_calls (ghl_id, project_name) VALUES ('dup-1','A'),('dup-1','A'),('ok-2','A')"
+            )
+        )
     monkeypatch.setenv("DATABASE_URL", empty_db_url)
     assert cli.main(["db", "upgrade"]) == 1
     assert "dup-1" in capsys.readouterr().err

@@ -1,6 +1,5 @@
 """The `all_calls` asset: one partition per project per local calendar day."""
 
-
 from collections import defaultdict
 from datetime import date
 
@@ -75,7 +74,9 @@ def all_calls(
         rows = stored_rows(engine, project_name, days)
         for day in days:
             meta = partition_metadata(result.by_date[day], rows[day])
-            per_partition[str(dg.MultiPartitionKey({"date": day.isoformat(), "project": project_name}))] = meta
+            per_partition[str(dg.MultiPartitionKey({"date": day.isoformat(), "project": project_name}))] = (
+                meta
+            )
         for name, value in result.totals.as_dict().items():
             if name in run_totals:
                 run_totals[name] += value

@@ -3,7 +3,6 @@
 (Reconciliation against GHL's own count runs inline with each materialization; see ``assets.py``.)
 """
 
-
 import os
 from datetime import UTC, datetime, timedelta
 

@@ -1,6 +1,5 @@
 """The dashboard's on-demand job, ``sync_ghl_calls`` (CONTRACT §4), and the asset job."""
 
-
 import dagster as dg
 import sqlalchemy as sa
 
@@ -61,7 +60,9 @@ def sync_calls(
     for project in projects:
         result = sync_spans(context, engine=engine, ghl=ghl, project=project, spans=[request.span])
         results[project.name] = result
-        covered = request.span.days() if isinstance(request.span, DayRange) else request.span.days(result.timezone)
+        covered = (
+            request.span.days() if isinstance(request.span, DayRange) else request.span.days(result.timezone)
+        )
         log_partition_materializations(context, engine=engine, result=result, days=covered)
         context.log.info(f"{project.name}: {result.totals.as_dict()} in {result.requests} GHL requests")
 

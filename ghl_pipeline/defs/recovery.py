@@ -9,7 +9,6 @@
   calls change after they end (status, duration, agent).
 """
 
-
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -107,12 +106,16 @@ class PartitionSpan:
         return f"{self.project_name}:{self.days.first}..{self.days.last}"
 
 
-def spans_of(project_name: str, days: Iterable[date], *, max_days: int = RUN_CHUNK_DAYS) -> list[PartitionSpan]:
+def spans_of(
+    project_name: str, days: Iterable[date], *, max_days: int = RUN_CHUNK_DAYS
+) -> list[PartitionSpan]:
     """Consecutive runs of ``days``, at most ``max_days`` long, newest first."""
     spans: list[PartitionSpan] = []
     for day in sorted(set(days), reverse=True):
-        if spans and spans[-1].days.first - timedelta(days=1) == day and (
-            (spans[-1].days.last - day).days < max_days
+        if (
+            spans
+            and spans[-1].days.first - timedelta(days=1) == day
+            and ((spans[-1].days.last - day).days < max_days)
         ):
             spans[-1] = PartitionSpan(project_name, DayRange(day, spans[-1].days.last))
         else:
@@ -122,7 +125,9 @@ def spans_of(project_name: str, days: Iterable[date], *, max_days: int = RUN_CHU
 
 def run_request(span: PartitionSpan, *, run_key: str, tags: dict[str, str] | None = None) -> dg.RunRequest:
     """A run of ``refresh_all_calls`` over ``span``."""
-    return dg.RunRequest(run_key=run_key, job_name=refresh_all_calls.name, tags={**span.tags(), **(tags or {})})
+    return dg.RunRequest(
+        run_key=run_key, job_name=refresh_all_calls.name, tags={**span.tags(), **(tags or {})}
+    )
 
 
 def project_timezone(project: Project, resolved: dict[str, str]) -> ZoneInfo:
@@ -171,7 +176,10 @@ def _run_partition_keys(run: dg.DagsterRun) -> list[str]:
             for p in {first_project, last_project}
             for i in range((last_day - first_day).days + 1)
         ]
-    return [str(partition_key(first_day + timedelta(days=i), first_project)) for i in range((last_day - first_day).days + 1)]
+    return [
+        str(partition_key(first_day + timedelta(days=i), first_project))
+        for i in range((last_day - first_day).days + 1)
+    ]
 
 
 @dg.sensor(
@@ -185,7 +193,9 @@ def failed_partitions_sensor(context: dg.SensorEvaluationContext) -> dg.SensorRe
     """Retry failed `all_calls` runs with growing delays; surface auth failures instead of retrying."""
     instance = context.instance
     now = _now()
-    recent = instance.get_run_records(filters=dg.RunsFilter(updated_after=now - timedelta(days=2)), limit=2000)
+    recent = instance.get_run_records(
+        filters=dg.RunsFilter(updated_after=now - timedelta(days=2)), limit=2000
+    )
     # A failed run already retried is the retry's business now: only the newest failure counts.
     retried = {r.dagster_run.tags[TAG_RETRY_OF] for r in recent if TAG_RETRY_OF in r.dagster_run.tags}
     requests: list[dg.RunRequest] = []
@@ -200,7 +210,9 @@ def failed_partitions_sensor(context: dg.SensorEvaluationContext) -> dg.SensorRe
         if not keys:
             continue
         if run.tags.get(TAG_FAILURE_KIND) == "auth":
-            notes.append(f"not retrying {run.run_id[:8]}: GHL refused access for {run.tags.get(TAG_FAILED_PROJECT)!r}")
+            notes.append(
+                f"not retrying {run.run_id[:8]}: GHL refused access for {run.tags.get(TAG_FAILED_PROJECT)!r}"
+            )
             continue
         attempt = int(run.tags.get(TAG_ATTEMPT, "1"))
         if attempt >= MAX_ATTEMPTS:
@@ -208,7 +220,7 @@ def failed_partitions_sensor(context: dg.SensorEvaluationContext) -> dg.SensorRe
         ended = datetime.fromtimestamp(record.end_time or record.update_timestamp.timestamp(), tz=UTC)
         if now < ended + retry_delay(attempt):
             continue
-        status = instance.get_status_by_partition(ALL_CALLS_KEY, keys, all_calls_partitions)
+        status = instance.get_status_by_partition(ALL_CALLS_KEY, keys, all_calls_partitions) or {}
         still_failed = [k for k in keys if status.get(k) == dg.AssetPartitionStatus.FAILED]
         if not still_failed:
             continue  # fixed since, or in progress
@@ -239,7 +251,9 @@ def _recent_auth_failures(instance: dg.DagsterInstance, since: datetime) -> set[
         ),
         limit=200,
     )
-    return {r.dagster_run.tags[TAG_FAILED_PROJECT] for r in records if TAG_FAILED_PROJECT in r.dagster_run.tags}
+    return {
+        r.dagster_run.tags[TAG_FAILED_PROJECT] for r in records if TAG_FAILED_PROJECT in r.dagster_run.tags
+    }
 
 
 @dg.sensor(
@@ -272,7 +286,7 @@ def missing_days_sensor(context: dg.SensorEvaluationContext, warehouse: Warehous
         first = max(partitions_start(), yesterday - timedelta(days=gap_lookback_days() - 1))
         days = [first + timedelta(days=i) for i in range((yesterday - first).days + 1)]
         keys = [str(partition_key(d, project.name)) for d in days]
-        status = instance.get_status_by_partition(ALL_CALLS_KEY, keys, all_calls_partitions)
+        status = instance.get_status_by_partition(ALL_CALLS_KEY, keys, all_calls_partitions) or {}
         gaps = [
             d
             for d, k in zip(days, keys, strict=True)
@@ -317,6 +331,8 @@ def recent_calls_schedule(context: dg.ScheduleEvaluationContext, warehouse: Ware
         today = tick.astimezone(project_timezone(project, resolved)).date()
         span = PartitionSpan(project.name, DayRange(today - timedelta(days=1), today))
         requests.append(
-            run_request(span, run_key=f"recent:{span.label()}:{tick.isoformat()}", tags={TAG_TRIGGER: "schedule"})
+            run_request(
+                span, run_key=f"recent:{span.label()}:{tick.isoformat()}", tags={TAG_TRIGGER: "schedule"}
+            )
         )
     return requests or dg.SkipReason("no registered active projects")

@@ -48,4 +48,3 @@ def last_synced(engine: sa.Engine) -> dict[str, datetime]:
     """Each synced project's last sync time."""
     with engine.connect() as conn:
         return dict(conn.execute(sa.text("SELECT project_name, last_synced_at FROM ghl_sync_state")).all())
-
