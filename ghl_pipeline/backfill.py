@@ -120,6 +120,7 @@ def plan_backfill(
         todo = days
         if not force:
             keys = [str(partition_key(d, project.name)) for d in days]
+            # Dagster answers None, not {}, while the asset was never materialized on this instance.
             status = instance.get_status_by_partition(ALL_CALLS_KEY, keys, all_calls_partitions) or {}
             todo = [
                 d

@@ -86,9 +86,27 @@ def _failure_reason(result) -> str:
 # Printing
 
 
+def render_table(
+    header: Sequence[str], rows: Sequence[Sequence[str]], *, total: Sequence[str] | None = None
+) -> str:
+    """A plain-text table: first column left-aligned, the others right-aligned (numbers)."""
+    everything = [header, *rows, *([total] if total else [])]
+    widths = [max(len(r[i]) for r in everything) for i in range(len(header))]
+
+    def line(row: Sequence[str]) -> str:
+        cells = zip(row, widths, strict=True)
+        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(cells))
+
+    rule = "  ".join("-" * w for w in widths)
+    out = [line(header), rule, *(line(r) for r in rows)]
+    if total:
+        out += [rule, line(total)]
+    return "\n".join(out)
+
+
 def format_summary(summary: dict) -> str:
     """A readable table of a sync's per-project counts."""
-    header = ("project", "fetched", "new", "updated", "rejected", "GHL requests")
+    projects = summary["projects"]
     rows = [
         (
             name,
@@ -98,26 +116,18 @@ def format_summary(summary: dict) -> str:
             str(p["rejected_records"]),
             str(p.get("ghl_requests", "")),
         )
-        for name, p in sorted(summary["projects"].items())
+        for name, p in sorted(projects.items())
     ]
-    rows.append(
-        (
-            "TOTAL",
-            str(sum(int(p.get("fetched", 0)) for p in summary["projects"].values())),
-            str(summary["new_records"]),
-            str(summary["updated_records"]),
-            str(summary["rejected_records"]),
-            str(sum(int(p.get("ghl_requests", 0)) for p in summary["projects"].values())),
-        )
+    total = (
+        "TOTAL",
+        str(sum(int(p.get("fetched", 0)) for p in projects.values())),
+        str(summary["new_records"]),
+        str(summary["updated_records"]),
+        str(summary["rejected_records"]),
+        str(sum(int(p.get("ghl_requests", 0)) for p in projects.values())),
     )
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    line = lambda r: "  ".join(
-        c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))
-    )  # noqa: E731
-    out = [line(header), "  ".join("-" * w for w in widths)]
-    out += [line(r) for r in rows[:-1]]
-    out += ["  ".join("-" * w for w in widths), line(rows[-1])]
-    return "\n".join(out)
+    header = ("project", "fetched", "new", "updated", "rejected", "GHL requests")
+    return render_table(header, rows, total=total)
 
 
 def _public_summary(summary: dict) -> dict:
@@ -204,9 +214,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         )
         for r in rows
     ]
-    widths = [max(len(x[i]) for x in [header, *table]) for i in range(len(header))]
-    for r in [header, *table]:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
+    print(render_table(header, table))
     return 0
 
 

@@ -220,6 +220,7 @@ def failed_partitions_sensor(context: dg.SensorEvaluationContext) -> dg.SensorRe
         ended = datetime.fromtimestamp(record.end_time or record.update_timestamp.timestamp(), tz=UTC)
         if now < ended + retry_delay(attempt):
             continue
+        # Dagster answers None, not {}, while the asset was never materialized on this instance.
         status = instance.get_status_by_partition(ALL_CALLS_KEY, keys, all_calls_partitions) or {}
         still_failed = [k for k in keys if status.get(k) == dg.AssetPartitionStatus.FAILED]
         if not still_failed:
@@ -286,6 +287,7 @@ def missing_days_sensor(context: dg.SensorEvaluationContext, warehouse: Warehous
         first = max(partitions_start(), yesterday - timedelta(days=gap_lookback_days() - 1))
         days = [first + timedelta(days=i) for i in range((yesterday - first).days + 1)]
         keys = [str(partition_key(d, project.name)) for d in days]
+        # Dagster answers None, not {}, while the asset was never materialized on this instance.
         status = instance.get_status_by_partition(ALL_CALLS_KEY, keys, all_calls_partitions) or {}
         gaps = [
             d

@@ -33,7 +33,11 @@ SYNCED_AT = datetime(2025, 3, 9, tzinfo=UTC)
 PAYLOAD_SETTINGS = settings(
     max_examples=60,
     deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+    ],
 )
 
 # --------------------------------------------------------------------------------------------- strategies
@@ -61,7 +65,9 @@ junk = st.recursive(
 POOL = [f"msg{i:017d}" for i in range(6)]
 ids = st.one_of(st.sampled_from(POOL), st.sampled_from([f" {POOL[0]}", f"{POOL[1]} "]), junk)
 other_ids = st.one_of(st.sampled_from(["conv0001", "contact0001", "contact0002", "user0001"]), junk)
-in_window = st.datetimes(min_value=datetime(2025, 2, 28), max_value=datetime(2025, 3, 9), timezones=st.just(UTC))
+in_window = st.datetimes(
+    min_value=datetime(2025, 2, 28), max_value=datetime(2025, 3, 9), timezones=st.just(UTC)
+)
 timestamps = st.one_of(
     in_window.map(lambda d: d.isoformat().replace("+00:00", "Z")),
     in_window.map(lambda d: int(d.timestamp() * 1000)),
@@ -94,7 +100,11 @@ meta = st.one_of(
         optional={
             "call": st.one_of(
                 st.fixed_dictionaries(
-                    {}, optional={"duration": durations, "status": st.one_of(st.sampled_from(["completed", "busy"]), junk)}
+                    {},
+                    optional={
+                        "duration": durations,
+                        "status": st.one_of(st.sampled_from(["completed", "busy"]), junk),
+                    },
                 ),
                 junk,
             ),
@@ -124,11 +134,20 @@ records = st.fixed_dictionaries(
     },
 )
 # Non-call messages (and non-objects) in the page: the client skips them; they are not call records.
-noise = st.one_of(junk.filter(lambda v: not isinstance(v, dict)), st.just({"id": "sms1", "messageType": "TYPE_SMS"}))
+noise = st.one_of(
+    junk.filter(lambda v: not isinstance(v, dict)), st.just({"id": "sms1", "messageType": "TYPE_SMS"})
+)
 people = st.lists(
     st.fixed_dictionaries(
         {"id": other_ids},
-        optional={"name": junk, "firstName": junk, "lastName": junk, "phone": junk, "country": junk, "dateUpdated": junk},
+        optional={
+            "name": junk,
+            "firstName": junk,
+            "lastName": junk,
+            "phone": junk,
+            "country": junk,
+            "dateUpdated": junk,
+        },
     ),
     max_size=4,
 )
@@ -264,7 +283,10 @@ envelopes = st.one_of(
     st.fixed_dictionaries({}, optional={"total": junk, "nextCursor": junk}),  # no messages at all
     st.fixed_dictionaries({"messages": junk.filter(lambda v: not isinstance(v, list))}),
     st.fixed_dictionaries(
-        {"messages": st.just([]), "nextCursor": junk.filter(lambda v: v is not None and not isinstance(v, str))}
+        {
+            "messages": st.just([]),
+            "nextCursor": junk.filter(lambda v: v is not None and not isinstance(v, str)),
+        }
     ),
 )
 
@@ -281,10 +303,10 @@ def test_envelope_junk_is_a_typed_error(body):
     [
         b"",
         b"not json",
-        b"{\"messages\": [",
+        b'{"messages": [',
         b"\xff\xfe\x00garbage",
         b"[" * 100_000 + b"]" * 100_000,  # nesting deeper than any JSON parser recurses
-        b"{\"messages\": " + b"[" * 100_000 + b"]" * 100_000 + b"}",
+        b'{"messages": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
     ],
     ids=["empty", "text", "truncated", "binary", "deep-list", "deep-messages"],
 )

@@ -39,7 +39,9 @@ BUSY = SimLocation(
 @pytest.mark.slow
 def test_backfill_and_dashboard_sync_share_one_budget(db_url, engine, empty_db_url, tmp_path):
     sim = GHLSimulator([BUSY], seed=11, burst_max=BURST_MAX, burst_interval_s=BURST_INTERVAL_S)
-    add_project(engine, name=BUSY.name, location_id=BUSY.location_id, api_key=BUSY.token, timezone=BUSY.timezone)
+    add_project(
+        engine, name=BUSY.name, location_id=BUSY.location_id, api_key=BUSY.token, timezone=BUSY.timezone
+    )
     with sim.serve() as server:
         env = cli_env(
             db_url=db_url,
@@ -71,7 +73,9 @@ def test_backfill_and_dashboard_sync_share_one_budget(db_url, engine, empty_db_u
     assert min(sync_times) < max(other_times) and min(other_times) < max(sync_times), "did not overlap"
     # ...and the limit bound: some window was filled near the (margin-reduced) limit.
     stamps = sorted(r.at for r in requests)
-    busiest = max(sum(1 for t in stamps[: i + 1] if t > end - BURST_INTERVAL_S) for i, end in enumerate(stamps))
+    busiest = max(
+        sum(1 for t in stamps[: i + 1] if t > end - BURST_INTERVAL_S) for i, end in enumerate(stamps)
+    )
     assert busiest <= BURST_MAX
     print(f"{len(requests)} requests, busiest {BURST_INTERVAL_S:.0f}-s window held {busiest}")
 

@@ -85,7 +85,9 @@ def test_two_processes_with_two_threads_each_stay_under_the_shared_window(db_url
 
 def test_threads_of_one_process_share_the_window(limiter_engine):
     limiter = PostgresRateLimiter(limiter_engine, max_requests=LIMIT, interval_s=INTERVAL_S)
-    threads = [threading.Thread(target=lambda: [limiter.acquire(LOCATION) for _ in range(7)]) for _ in range(2)]
+    threads = [
+        threading.Thread(target=lambda: [limiter.acquire(LOCATION) for _ in range(7)]) for _ in range(2)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -113,7 +115,11 @@ def test_announced_limits_are_adopted_by_every_process(limiter_engine):
     first.observe(
         LOCATION,
         status=200,
-        headers={"X-RateLimit-Max": "5", "X-RateLimit-Interval-Milliseconds": "1000", "X-RateLimit-Remaining": "4"},
+        headers={
+            "X-RateLimit-Max": "5",
+            "X-RateLimit-Interval-Milliseconds": "1000",
+            "X-RateLimit-Remaining": "4",
+        },
     )
     with limiter_engine.connect() as conn:
         row = conn.execute(
@@ -160,7 +166,9 @@ def test_daily_budget_refuses_before_running_out(limiter_engine):
     message = str(refused.value)
     assert LOCATION in message and "1000" in message
     # Another process refuses too: the reading lives in Postgres.
-    other = PostgresRateLimiter(sa.create_engine(limiter_engine.url, poolclass=sa.NullPool), daily_reserve=1000)
+    other = PostgresRateLimiter(
+        sa.create_engine(limiter_engine.url, poolclass=sa.NullPool), daily_reserve=1000
+    )
     with pytest.raises(GHLRateLimitBudgetError):
         other.acquire(LOCATION)
     assert len(_sent_at(limiter_engine)) == 5
@@ -169,12 +177,20 @@ def test_daily_budget_refuses_before_running_out(limiter_engine):
 def test_daily_budget_error_through_the_client_names_the_project_not_the_token(limiter_engine):
     token = "pit-budget-5b1e-secret"
     location = SimLocation(
-        location_id=LOCATION, token=token, name="Budget Co", calls_per_day=5, start_date=datetime.now(UTC).date()
+        location_id=LOCATION,
+        token=token,
+        name="Budget Co",
+        calls_per_day=5,
+        start_date=datetime.now(UTC).date(),
     )
     sim = GHLSimulator([location], daily_limit=1003)
     limiter = PostgresRateLimiter(limiter_engine, daily_reserve=1000)
     with GHLClient(
-        token=token, location_id=LOCATION, project_name="Budget Co", transport=sim.transport(), limiter=limiter
+        token=token,
+        location_id=LOCATION,
+        project_name="Budget Co",
+        transport=sim.transport(),
+        limiter=limiter,
     ) as client:
         for _ in range(3):  # the answers say 1002, 1001, then 1000 left: the reserve
             client.get_location()
