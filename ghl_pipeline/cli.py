@@ -335,7 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ghl-pipeline`` console script."""
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    for noisy in ("httpx", "dagster", "alembic", "sqlalchemy"):
+    for noisy in ("httpx", "dagster", "alembic", "sqlalchemy", "pgserver"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
     try:

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-MAX_WINDOW_DAYS = 93
+from ghl_pipeline import windows
+
 MAX_PROJECT_NAME_LENGTH = 200
 # GHL started in 2018; anything before 2000 is a typo or an attack, not a sync anyone means.
 EARLIEST_DATE = date(2000, 1, 1)
@@ -79,7 +80,12 @@ def decode_json_object(raw: bytes) -> dict[str, Any]:
 
 
 def parse_sync_request(body: dict[str, Any], *, today: date | None = None) -> SyncRequest:
-    """Check the body's fields against the sync rules; raise ``BodyError`` naming the first bad field."""
+    """Check the body's fields against the sync rules; raise ``BodyError`` naming the first bad field.
+
+    The date rules are the job's own (``ghl_pipeline.windows``), applied here so a bad click is refused
+    before anything is launched; the gateway adds only what a browser should not send (unknown fields,
+    non-strings, dates after tomorrow, invisible characters in a project name).
+    """
     unknown = sorted(str(key) for key in body if key not in _FIELDS)
     if unknown:
         names = ", ".join(repr(_clip(name)) for name in unknown[:5])
@@ -87,56 +93,52 @@ def parse_sync_request(body: dict[str, Any], *, today: date | None = None) -> Sy
             _clip(unknown[0]) or "body", f"unknown field(s) {names}; allowed: dateFrom, dateTo, projectName"
         )
     latest = (today or datetime.now(UTC).date()) + timedelta(days=1)  # +1: zones ahead of UTC
-    start = _parse_moment(body, "dateFrom", latest)
-    end = _parse_moment(body, "dateTo", latest)
-    if isinstance(start, datetime) != isinstance(end, datetime):
-        raise BodyError(
-            "dateTo", "dateFrom and dateTo must both be dates (YYYY-MM-DD) or both datetimes, not a mix"
-        )
-    if isinstance(start, datetime):
-        assert isinstance(end, datetime)
-        if end <= start:
-            raise BodyError(
-                "dateTo", "must be after dateFrom (datetimes are the half-open window [from, to))"
-            )
-        if end - start > timedelta(days=MAX_WINDOW_DAYS):
-            raise BodyError("dateTo", f"the window may be at most {MAX_WINDOW_DAYS} days")
-    else:
-        if end < start:
-            raise BodyError("dateTo", "must not be before dateFrom")
-        if (end - start).days + 1 > MAX_WINDOW_DAYS:
-            raise BodyError("dateTo", f"the window may be at most {MAX_WINDOW_DAYS} days (inclusive)")
+    date_from = _moment_text(body, "dateFrom")
+    date_to = _moment_text(body, "dateTo")
+    project_name = _parse_project(body)
+    try:
+        checked = windows.parse_sync_request(date_from, date_to, project_name)
+    except windows.SyncConfigError as exc:
+        field, _, message = str(exc).partition(": ")
+        raise BodyError(_BODY_FIELD.get(field, "dateTo"), message) from None
+    first = checked.span.first if isinstance(checked.span, windows.DayRange) else checked.span.start.date()
+    last = checked.span.last if isinstance(checked.span, windows.DayRange) else checked.span.end.date()
+    for name, day in (("dateFrom", first), ("dateTo", last)):
+        if day < EARLIEST_DATE or day > latest:
+            raise BodyError(name, f"must be between {EARLIEST_DATE.isoformat()} and {latest.isoformat()}")
     return SyncRequest(
-        date_from=start.isoformat(), date_to=end.isoformat(), project_name=_parse_project(body)
+        date_from=_canonical(date_from), date_to=_canonical(date_to), project_name=project_name
     )
 
 
-def _parse_moment(body: dict[str, Any], name: str, latest: date) -> date | datetime:
+def _canonical(text: str) -> str:
+    """``YYYY-MM-DD``, or the datetime with an explicit offset (``Z`` spelled ``+00:00``)."""
+    if _DATE_RE.fullmatch(text):
+        return text
+    return datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text).isoformat()
+
+
+# The job's field names → the dashboard's.
+_BODY_FIELD = {
+    "date_from": "dateFrom",
+    "date_to": "dateTo",
+    "date_from/date_to": "dateTo",
+    "project_name": "projectName",
+}
+
+
+def _moment_text(body: dict[str, Any], name: str) -> str:
     if name not in body or body[name] is None:
         raise BodyError(name, "is required (YYYY-MM-DD or an ISO-8601 datetime with offset)")
     value = body[name]
     if not isinstance(value, str):
         raise BodyError(name, f"must be a string, not {_json_type(value)}")
     text = value.strip()
-    try:
-        if _DATE_RE.fullmatch(text):
-            parsed: date | datetime = date.fromisoformat(text)
-            day = parsed
-        elif _DATETIME_RE.fullmatch(text):
-            parsed = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
-            day = parsed.date()
-        else:
-            raise BodyError(
-                name,
-                "must be YYYY-MM-DD or an ISO-8601 datetime with offset like 2025-12-01T00:00:00+00:00",
-            )
-    except ValueError as exc:
-        if isinstance(exc, BodyError):
-            raise
-        raise BodyError(name, f"is not a real calendar date or time ({_clip(text)!r})") from None
-    if day < EARLIEST_DATE or day > latest:
-        raise BodyError(name, f"must be between {EARLIEST_DATE.isoformat()} and {latest.isoformat()}")
-    return parsed
+    if not (_DATE_RE.fullmatch(text) or _DATETIME_RE.fullmatch(text)):
+        raise BodyError(
+            name, "must be YYYY-MM-DD or an ISO-8601 datetime with offset like 2025-12-01T00:00:00+00:00"
+        )
+    return text
 
 
 def _parse_project(body: dict[str, Any]) -> str | None:

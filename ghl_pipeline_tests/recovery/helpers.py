@@ -6,6 +6,8 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
+import time
 from collections import Counter
 from datetime import date
 from pathlib import Path
@@ -74,3 +76,42 @@ def stored_id_counts(engine: sa.Engine, project_name: str) -> Counter[str]:
                 sa.text("SELECT ghl_id FROM all_calls WHERE project_name = :p"), {"p": project_name}
             ).scalars()
         )
+
+
+class StderrWatcher:
+    """Reads a subprocess's stderr in a thread, so a test can wait for a line and still get it all."""
+
+    def __init__(self, proc: subprocess.Popen) -> None:
+        self.lines: list[str] = []
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._read, args=(proc,), daemon=True)
+        self._thread.start()
+
+    def _read(self, proc: subprocess.Popen) -> None:
+        for line in proc.stderr:
+            with self._cond:
+                self.lines.append(line)
+                self._cond.notify_all()
+        with self._cond:
+            self.lines.append("")  # EOF marker
+            self._cond.notify_all()
+
+    def wait_for(self, needle: str, timeout: float) -> str | None:
+        """The first line containing ``needle`` (waiting up to ``timeout`` s); None at EOF or timeout."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for line in self.lines:
+                    if needle in line:
+                        return line
+                if self.lines and self.lines[-1] == "":
+                    return None
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                self._cond.wait(left)
+
+    def text(self) -> str:
+        """Everything read so far (call after the process ended for all of it)."""
+        self._thread.join(timeout=10)
+        return "".join(self.lines)

@@ -16,11 +16,11 @@ import pytest
 
 from ghl_pipeline.ghl.simulator import GHLSimulator, SimLocation
 from ghl_pipeline.warehouse.projects import add_project
-from ghl_pipeline_tests.recovery.helpers import cli_env, start_cli, stored_id_counts, truth_ids
+from ghl_pipeline_tests.recovery.helpers import StderrWatcher, cli_env, start_cli, stored_id_counts, truth_ids
 
 TODAY = date.today()
 FIRST, LAST = TODAY - timedelta(days=61), TODAY - timedelta(days=2)  # two backfill runs (31 + 29 days)
-SYNC_FIRST = LAST - timedelta(days=12)  # the dashboard's range overlaps the backfill's newest run
+SYNC_FIRST = LAST - timedelta(days=40)  # the dashboard's range overlaps both backfill runs
 BURST_MAX, BURST_INTERVAL_S = 20, 2.0
 
 BUSY = SimLocation(
@@ -51,13 +51,17 @@ def test_backfill_and_dashboard_sync_share_one_budget(db_url, engine, empty_db_u
             partitions_start=FIRST - timedelta(days=30),
         )
         backfill = start_cli(env, "backfill", "--from", FIRST.isoformat(), "--to", LAST.isoformat())
+        backfill_err = StderrWatcher(backfill)
+        # Once the backfill has planned, its workers start; the dashboard's sync starts alongside them.
+        assert backfill_err.wait_for("runs to do", timeout=60), backfill_err.text()[-2000:]
         sync = start_cli(
             env, "sync", "--from", SYNC_FIRST.isoformat(), "--to", LAST.isoformat(), "--project", BUSY.name
         )
         sync_out, sync_err = sync.communicate(timeout=80)
-        backfill_out, backfill_err = backfill.communicate(timeout=80)
+        backfill_out = backfill.stdout.read()
+        backfill.wait(timeout=80)
     assert sync.returncode == 0, sync_err[-2000:]
-    assert backfill.returncode == 0, backfill_err[-2000:]
+    assert backfill.returncode == 0, backfill_err.text()[-2000:]
     assert "2 runs succeeded, 0 failed" in backfill_out
 
     requests = sim.requests
@@ -76,7 +80,7 @@ def test_backfill_and_dashboard_sync_share_one_budget(db_url, engine, empty_db_u
     busiest = max(
         sum(1 for t in stamps[: i + 1] if t > end - BURST_INTERVAL_S) for i, end in enumerate(stamps)
     )
-    assert busiest <= BURST_MAX
+    assert BURST_MAX * 0.7 <= busiest <= BURST_MAX
     print(f"{len(requests)} requests, busiest {BURST_INTERVAL_S:.0f}-s window held {busiest}")
 
     stored = stored_id_counts(engine, BUSY.name)
