@@ -1,7 +1,7 @@
 """Shared fixtures: a real Postgres for every test that needs one, never SQLite.
 
-The server is started once per session: ``TEST_DATABASE_URL`` or ``DATABASE_URL`` when set (the role
-must be allowed to CREATE DATABASE), else an embedded ``pgserver`` in a temp folder (~1 s). Each test
+The server is started once per session: ``TEST_DATABASE_URL`` when set (the role must be allowed to
+CREATE DATABASE; ``DATABASE_URL`` is deliberately ignored), else an embedded ``pgserver`` in a temp folder (~1 s). Each test
 then gets its own database, cloned from a template that already has the schema, so tests are
 isolated and may run their own DDL. Fixtures:
 
@@ -34,7 +34,9 @@ _counter = itertools.count()
 @pytest.fixture(scope="session")
 def pg_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The test server's maintenance-database URL (external when configured, else embedded)."""
-    external = os.environ.get("TEST_DATABASE_URL") or os.environ.get("DATABASE_URL")
+    # Only TEST_DATABASE_URL: an operator's DATABASE_URL (the dashboard's database!) is never used for
+    # tests, which create and drop scratch databases.
+    external = os.environ.get("TEST_DATABASE_URL")
     if external:
         yield db.normalise_url(external)
         return

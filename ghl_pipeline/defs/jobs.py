@@ -91,3 +91,20 @@ refresh_all_calls = dg.define_asset_job(
     executor_def=dg.in_process_executor,
     description="Materializes all_calls partitions (used by the sensors, the schedule and `ghl-pipeline backfill`).",
 )
+
+
+@dg.op(name="check_warehouse")
+def check_warehouse(warehouse: WarehouseResource) -> None:
+    """Fails when the warehouse cannot be reached."""
+    with warehouse.read_engine().connect() as conn:
+        conn.execute(sa.text("SELECT 1"))
+
+
+@dg.job(
+    name="health_check",
+    description="Checks the code location and the warehouse; also the baseline of the latency benchmark.",
+    executor_def=dg.in_process_executor,
+)
+def health_check() -> None:
+    """A run that does almost nothing: Dagster's own launch-to-SUCCESS time."""
+    check_warehouse()
