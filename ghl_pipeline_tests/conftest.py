@@ -31,6 +31,16 @@ pytest_plugins = ["ghl_pipeline_tests.webserver"]
 _counter = itertools.count()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_real_systems() -> Iterator[None]:
+    """Tests never reach an operator's real database, GHL or Dagster instance, whatever the shell holds."""
+    saved = {
+        k: os.environ.pop(k) for k in ("DATABASE_URL", "GHL_API_BASE_URL", "DAGSTER_HOME") if k in os.environ
+    }
+    yield
+    os.environ.update(saved)
+
+
 @pytest.fixture(scope="session")
 def pg_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The test server's maintenance-database URL (external when configured, else embedded)."""
