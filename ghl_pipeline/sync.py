@@ -138,7 +138,7 @@ def sync_project(
         _upsert_by_date(engine, checked.valid, result)
         result.totals.fetched += len(chunk)
         result.totals.rejected += len(checked.rejects)
-        for call_date, n in _rejects_by_date(checked.rejects, context.timezone).items():
+        for call_date, n in _rejects_by_date(frame, checked.rejects).items():
             result.by_date[call_date].rejected += n
         for call_date, n in _fetched_by_date(chunk, context.timezone).items():
             result.by_date[call_date].fetched += n
@@ -218,14 +218,10 @@ def _fetched_by_date(calls: list[CallRecord], timezone: str) -> dict[date, int]:
     return out
 
 
-def _rejects_by_date(rejects: pd.DataFrame, timezone: str) -> dict[date, int]:
-    """Rejected rows per local date, where their start time is known (else they count only in totals)."""
-    if rejects.empty or "call_started_at" not in rejects:
+def _rejects_by_date(frame: pd.DataFrame, rejects: pd.DataFrame) -> dict[date, int]:
+    """Rejected rows per local call date, where their start time was readable (else only in totals)."""
+    if rejects.empty:
         return {}
-    zone = zone_info(timezone)
-    out: dict[date, int] = defaultdict(int)
-    for value in rejects["call_started_at"]:
-        if value is None or pd.isna(value):
-            continue
-        out[pd.Timestamp(value).tz_convert(zone).date()] += 1
-    return out
+    dates = frame.loc[frame["ghl_id"].isin(rejects["ghl_id"].dropna()), ["ghl_id", "call_date"]]
+    dates = dates.drop_duplicates("ghl_id").dropna()
+    return {_as_date(day): int(n) for day, n in dates["call_date"].value_counts().items()}

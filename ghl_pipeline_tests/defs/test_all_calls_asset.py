@@ -92,3 +92,28 @@ def test_inactive_project_is_never_synced(engine, simulator, instance, resources
         result.get_step_failure_events()[0].step_failure_data.user_failure_data.description
     )
     assert simulator.requests == []
+
+
+def test_malformed_records_are_kept_as_rejects_and_counted(engine, db_url, instance):
+    from ghl_pipeline.defs.resources import GHLResource, WarehouseResource
+    from ghl_pipeline.ghl.ratelimit import InMemoryRateLimiter
+    from ghl_pipeline.ghl.simulator import Faults, GHLSimulator
+
+    faulty = GHLSimulator([ACME, GLOBEX], faults=Faults(malformed_rate=0.3), seed=7)
+    resources = {
+        "ghl": dg.ResourceDefinition.hardcoded_resource(
+            GHLResource.with_transport(faulty.transport(), limiter=InMemoryRateLimiter())
+        ),
+        "warehouse": WarehouseResource(database_url=db_url),
+    }
+    result = _materialize(instance, resources, partition_key=str(partition_key(DAY, ACME.name)))
+    assert result.success
+    meta = {k: v.value for k, v in result.asset_materializations_for_node("all_calls")[0].metadata.items()}
+    with engine.connect() as conn:
+        rejects = conn.execute(sa.text("SELECT count(*) FROM all_calls_rejects")).scalar_one()
+    truth = faulty.ground_truth(ACME.location_id, *local_window(DAY, ACME.timezone))
+    assert rejects > 0
+    assert meta["new_records"] + meta["rejected_records"] == meta["fetched"] == len(truth)
+    assert meta["rejected_records"] == rejects
+    (check,) = result.get_asset_check_evaluations()
+    assert check.passed, check.metadata  # stored + rejected = GHL's own count: nothing vanished

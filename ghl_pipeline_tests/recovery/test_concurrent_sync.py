@@ -68,7 +68,7 @@ def test_backfill_and_dashboard_sync_share_one_budget(db_url, engine, empty_db_u
         backfill.wait(timeout=80)
     assert sync.returncode == 0, sync_err[-2000:]
     assert backfill.returncode == 0, backfill_err.text()[-2000:]
-    assert "2 runs succeeded, 0 failed" in backfill_out
+    assert "2 runs succeeded, 0 failed" in backfill_out, backfill_out + backfill_err.text()[-3000:]
 
     requests = sim.requests
     assert not [r for r in requests if r.status == 429], "the simulator answered 429"
@@ -92,6 +92,7 @@ def test_backfill_and_dashboard_sync_share_one_budget(db_url, engine, empty_db_u
             t.timestamp() for t in conn.execute(sa.text("SELECT sent_at FROM ghl_request_log ORDER BY sent_at")).scalars()
         ]
     logged_busiest = max(sum(1 for t in logged[: i + 1] if t > end - BURST_INTERVAL_S) for i, end in enumerate(logged))
+    assert logged_busiest == BURST_MAX - 1
     print(f"{len(requests)} requests, busiest {BURST_INTERVAL_S:.0f}-s window held {busiest}; limiter log {logged_busiest}")
 
     stored = stored_id_counts(engine, BUSY.name)
