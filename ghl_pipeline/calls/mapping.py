@@ -97,8 +97,17 @@ def _local_dates(starts: pd.Series, timezone: str) -> np.ndarray:
     """``starts`` (UTC) as calendar dates in ``timezone``; pandas does the DST arithmetic, vectorised."""
     local_midnights = starts.dt.tz_convert(timezone).dt.tz_localize(None).dt.normalize()
     codes, uniques = pd.factorize(local_midnights)  # a page spans few days: build each date once
-    dates = np.array([ts.date() for ts in uniques] + [None], dtype=object)
+    dates = np.array([_py_date(ts) for ts in uniques] + [None], dtype=object)
     return dates[codes]  # code -1 (no start) picks the trailing None
+
+
+def _py_date(midnight: pd.Timestamp) -> object:
+    # A start at 0001-01-01Z west of UTC (or 9999-12-31Z east of it) falls on a day Python has no date
+    # for; None, and validation rejects the row (its start is outside any sync window anyway).
+    try:
+        return midnight.date()
+    except (ValueError, OverflowError, NotImplementedError):
+        return None
 
 
 def calls_to_frame(

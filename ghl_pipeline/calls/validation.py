@@ -9,6 +9,7 @@ page order wins; a missing ``ghl_updated_at`` counts as oldest). That mirrors th
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -22,6 +23,10 @@ DIRECTIONS = ("inbound", "outbound")
 CALL_STATUSES = ("completed", "no-answer", "busy", "voicemail", "failed", "canceled", "answered", "pending")
 MAX_DURATION_SECONDS = 86_400
 REJECT_COLUMNS: tuple[str, ...] = ("ghl_id", "project_name", "ghl_location_id", "rule", "detail", "raw")
+
+# Postgres text and jsonb refuse NUL and lone UTF-16 surrogates, both of which GHL's JSON can carry as
+# \u escapes; such a value would fail the whole batch's COPY, so its row is rejected instead.
+UNSTORABLE_TEXT = re.compile("[\x00\ud800-\udfff]")
 
 # Bounds far above anything GHL sends (ids are ~20 chars) yet low enough to stop garbage at the door.
 _ID_LENGTH = (1, 128)
@@ -43,8 +48,16 @@ def _text(*, required: bool, length: tuple[int, int], extra: list[pa.Check] | No
         None,
         nullable=not required,
         required=True,
-        checks=[pa.Check.str_length(*length, error="length"), *(extra or [])],
+        checks=[
+            pa.Check.str_length(*length, error="length"),
+            pa.Check(lambda s: s.map(_storable), error="storable"),
+            *(extra or []),
+        ],
     )
+
+
+def _storable(value: object) -> bool:
+    return not isinstance(value, str) or UNSTORABLE_TEXT.search(value) is None
 
 
 def calls_schema(*, window_start: datetime, window_end: datetime) -> pa.DataFrameSchema:

@@ -294,6 +294,14 @@ class GHLClient:
         if not isinstance(body, Mapping) or not isinstance(body.get("messages"), list):
             raise GHLError(self.project_name, 200, "the export answered without a messages list")
         next_cursor = body.get("nextCursor")
+        if next_cursor is not None and not isinstance(next_cursor, str):
+            # Read as "no more pages", a cursor of the wrong type would end the walk early and lose
+            # calls without a word.
+            raise GHLError(
+                self.project_name,
+                200,
+                f"the export's nextCursor is not a string: {type(next_cursor).__name__}",
+            )
         total = body.get("total")
         return (
             body["messages"],
@@ -439,7 +447,7 @@ class GHLClient:
                 raise self._error(response)
             try:
                 return response.json()
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: JSON nested deeper than the parser goes
                 raise _Retryable("the answer was not JSON", status=status) from None
 
         retrying = tenacity.Retrying(
@@ -501,7 +509,7 @@ class GHLClient:
         """GHL's own message (NestJS ``{statusCode, message, error}``; 422 sends a list), token-free."""
         try:
             body = response.json()
-        except ValueError:
+        except (ValueError, RecursionError):
             body = None
         message: Any = None
         if isinstance(body, Mapping):

@@ -69,7 +69,10 @@ class PostgresRateLimiter:
     """Sliding-window limiter per location whose window lives in Postgres, shared by all processes.
 
     ``safety_margin`` requests of every window stay unused; ``daily_reserve`` requests of the daily
-    budget are never spent by the pipeline.
+    budget are never spent by the pipeline. A request is logged when it is allowed, but GHL counts it
+    when it arrives, a little later and not equally later for every request (process scheduling,
+    network); so each logged request holds its place in the window for ``skew_allowance`` (a share of
+    the interval) longer than GHL's interval, or a slow request followed by fast ones earns a 429.
     """
 
     def __init__(
@@ -81,6 +84,7 @@ class PostgresRateLimiter:
         safety_margin: int = 5,
         daily_reserve: int = 1000,
         daily_stale_after: timedelta = timedelta(hours=1),
+        skew_allowance: float = 0.1,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._engine = engine
@@ -89,6 +93,7 @@ class PostgresRateLimiter:
         self._margin = max(0, safety_margin)
         self._reserve = max(0, daily_reserve)
         self._daily_stale_after = daily_stale_after
+        self._skew = max(0.0, skew_allowance)
         self._sleep = sleep
         self._ensured: set[str] = set()
         self._acquired = 0
@@ -110,10 +115,11 @@ class PostgresRateLimiter:
                 state = conn.execute(_STATE, {"loc": location_id}).one()
                 self._check_daily(location_id, state)
                 interval = state.interval_ms / 1000.0
-                sent, oldest = conn.execute(_WINDOW, {"loc": location_id, "secs": interval}).one()
+                hold = interval * (1.0 + self._skew)  # see the class docstring
+                sent, oldest = conn.execute(_WINDOW, {"loc": location_id, "secs": hold}).one()
                 wait = (state.paused_until - state.now).total_seconds() if state.paused_until else 0.0
                 if wait <= 0 and sent >= self._allowed(state.max_requests):
-                    wait = (oldest - state.now).total_seconds() + interval
+                    wait = (oldest - state.now).total_seconds() + hold
                 if wait <= 0:
                     conn.execute(_LOG, {"loc": location_id})
                     conn.execute(_SPEND, {"loc": location_id})

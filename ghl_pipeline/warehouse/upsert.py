@@ -30,6 +30,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from ghl_pipeline.calls.mapping import ALL_CALLS_COLUMNS
+from ghl_pipeline.calls.validation import UNSTORABLE_TEXT
 
 # Columns copied into the staging table: every contract column but synced_at (a bound parameter).
 STAGE_COLUMNS: tuple[str, ...] = tuple(c for c in ALL_CALLS_COLUMNS if c != "synced_at")
@@ -262,6 +263,18 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _storable(value: Any) -> Any:
+    """``value`` with NUL and lone surrogates replaced by U+FFFD: jsonb refuses both, and a rejected
+    record is better kept slightly altered than not kept at all."""
+    if isinstance(value, str):
+        return UNSTORABLE_TEXT.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {_storable(k): _storable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_storable(v) for v in value]
+    return value
+
+
 def insert_rejects(engine: sa.Engine, rejects: pd.DataFrame) -> int:
     """Store rejected records (one row each); a record already stored with the same rule is skipped.
 
@@ -283,7 +296,7 @@ def insert_rejects(engine: sa.Engine, rejects: pd.DataFrame) -> int:
                 "rejected_at": _plain(rec.get("rejected_at")),
             }
         )
-    payload = json.dumps(rows, default=_json_default)
+    payload = json.dumps(_storable(rows), default=_json_default)
     with engine.begin() as conn:
         result = conn.execute(sa.text(_INSERT_REJECTS), {"rows": payload})
     return result.rowcount

@@ -259,7 +259,8 @@ def test_every_record_lands_in_valid_or_rejects(engine, messages, contacts_raw, 
     # None vanishes: every record is valid or rejected, after the documented de-duplication.
     assert len(checked.valid) + len(checked.rejects) == _expected_after_dedup(messages)
     assert checked.valid["ghl_id"].notna().all() and not checked.valid["ghl_id"].duplicated().any()
-    inputs = [m for m in messages if isinstance(m, dict)]
+    # What GHL sent, as decoded from the wire (surrogate pairs in the input come back as one character).
+    inputs = [m for m in json.loads(_wire(messages)) if isinstance(m, dict)]
     for reject in checked.rejects.to_dict("records"):
         assert reject["rule"], reject
         assert any(reject["raw"] == m for m in inputs), "a reject must carry the record GHL sent"

@@ -17,7 +17,6 @@ import sqlalchemy as sa
 from ghl_pipeline.ghl.simulator import GHLSimulator, SimLocation
 from ghl_pipeline.windows import local_days_window
 
-
 REPO = Path(__file__).resolve().parents[2]
 
 

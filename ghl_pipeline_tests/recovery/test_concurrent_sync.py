@@ -16,6 +16,7 @@ from datetime import date, timedelta
 import pytest
 import sqlalchemy as sa
 
+from ghl_pipeline.config import partitions_start
 from ghl_pipeline.ghl.simulator import GHLSimulator, SimLocation
 from ghl_pipeline.warehouse.projects import add_project
 from ghl_pipeline_tests.recovery.helpers import StderrWatcher, cli_env, start_cli, stored_id_counts, truth_ids
@@ -50,7 +51,7 @@ def test_backfill_and_dashboard_sync_share_one_budget(db_url, engine, empty_db_u
             dagster_pg_url=empty_db_url,
             home=tmp_path / "dagster_home",
             ghl_url=server.url,
-            partitions_start=FIRST - timedelta(days=30),
+            partitions_start=partitions_start(),
         )
         backfill = start_cli(env, "backfill", "--from", FIRST.isoformat(), "--to", LAST.isoformat())
         backfill_err = StderrWatcher(backfill)
@@ -81,23 +82,24 @@ def test_backfill_and_dashboard_sync_share_one_budget(db_url, engine, empty_db_u
     other_times = [r.at for r in exports if not r.query.get("startDate", "").startswith(sync_start)]
     assert sync_times and other_times
     assert min(sync_times) < max(other_times) and min(other_times) < max(sync_times), "did not overlap"
-    # ...and the limit bound: some window was filled near the (margin-reduced) limit.
-    stamps = sorted(r.at for r in requests)
-    busiest = max(
-        sum(1 for t in stamps[: i + 1] if t > end - BURST_INTERVAL_S) for i, end in enumerate(stamps)
-    )
-    assert BURST_MAX * 0.7 <= busiest <= BURST_MAX
+    # ...and the limit bound: the shared log filled 2-s windows up to the limit less its margin, never
+    # more. (The simulator counts arrivals exactly and refused nothing, asserted above.)
     with engine.connect() as conn:
         logged = [
-            t.timestamp() for t in conn.execute(sa.text("SELECT sent_at FROM ghl_request_log ORDER BY sent_at")).scalars()
+            t.timestamp() for t in conn.execute(sa.text("SELECT sent_at FROM ghl_request_log")).scalars()
         ]
-    logged_busiest = max(sum(1 for t in logged[: i + 1] if t > end - BURST_INTERVAL_S) for i, end in enumerate(logged))
-    assert logged_busiest == BURST_MAX - 1
-    print(f"{len(requests)} requests, busiest {BURST_INTERVAL_S:.0f}-s window held {busiest}; limiter log {logged_busiest}")
+    assert len(logged) == len(requests)
+    assert BURST_MAX - 3 <= _busiest(logged, BURST_INTERVAL_S) <= BURST_MAX - 1
 
     stored = stored_id_counts(engine, BUSY.name)
     assert max(stored.values()) == 1
     assert set(stored) == truth_ids(sim, BUSY, FIRST, LAST)
+
+
+def _busiest(stamps: list[float], interval_s: float) -> int:
+    """The most requests any window of ``interval_s`` seconds held."""
+    stamps = sorted(stamps)
+    return max(sum(1 for t in stamps[: i + 1] if t > end - interval_s) for i, end in enumerate(stamps))
 
 
 def truth_window_start_param(day: date) -> str:

@@ -14,7 +14,6 @@ from ghl_pipeline.ghl.client import GHLClient
 from ghl_pipeline.ghl.errors import GHLRateLimitBudgetError
 from ghl_pipeline.ghl.simulator import GHLSimulator, SimLocation
 from ghl_pipeline.warehouse.ratelimit import PostgresRateLimiter
-from ghl_pipeline.warehouse.sync_state import ensure_state_tables
 
 LOCATION = "sharedLoc0000000001"
 LIMIT, INTERVAL_S = 10, 1.0
@@ -22,8 +21,7 @@ LIMIT, INTERVAL_S = 10, 1.0
 
 @pytest.fixture
 def limiter_engine(engine: sa.Engine) -> sa.Engine:
-    """The test database with the limiter's tables."""
-    ensure_state_tables(engine)
+    """The test database; ``upgrade`` created the limiter's tables with the rest of the schema."""
     return engine
 
 
