@@ -12,7 +12,6 @@ import re
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -39,7 +38,7 @@ from ghl_pipeline.ghl.parsing import (
     parse_location,
     parse_user,
 )
-from ghl_pipeline.ghl.ratelimit import InMemoryRateLimiter, RateLimiter
+from ghl_pipeline.ghl.ratelimit import InMemoryRateLimiter, RateLimiter, RateLimitHeaders, retry_after_seconds
 
 log = logging.getLogger(__name__)
 
@@ -477,20 +476,8 @@ class GHLClient:
 
     def _rate_limit_wait(self, response: httpx.Response) -> float:
         """After a 429: a sane ``Retry-After`` (undocumented by GHL), else one full burst window."""
-        retry_after = response.headers.get("Retry-After")
-        if retry_after is not None:
-            seconds: float | None
-            try:
-                seconds = float(retry_after)
-            except ValueError:
-                try:
-                    seconds = (parsedate_to_datetime(retry_after) - datetime.now(UTC)).total_seconds()
-                except (TypeError, ValueError):
-                    seconds = None
-            if seconds is not None and math.isfinite(seconds) and 0 <= seconds <= 600:
-                return seconds
-        interval_ms = response.headers.get("X-RateLimit-Interval-Milliseconds", "")
-        return int(interval_ms) / 1000 if interval_ms.isdigit() and int(interval_ms) > 0 else 10.0
+        interval_ms = RateLimitHeaders.parse(response.headers).interval_ms
+        return retry_after_seconds(response.headers, default_s=interval_ms / 1000 if interval_ms else 10.0)
 
     def _log_retry(self, method: str, path: str, state: tenacity.RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None

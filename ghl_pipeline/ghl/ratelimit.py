@@ -19,6 +19,8 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Protocol
 
 from ghl_pipeline.ghl.errors import GHLRateLimitBudgetError
@@ -27,6 +29,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_BURST_MAX = 100
 DEFAULT_BURST_INTERVAL_S = 10.0
+# A Retry-After longer than this is not believed (a misconfigured proxy must not park a sync for hours).
+MAX_RETRY_AFTER_S = 600.0
 
 
 class RateLimiter(Protocol):
@@ -50,6 +54,36 @@ def _header_int(headers: Mapping[str, str], name: str) -> int | None:
     except ValueError:
         return None
     return number if number >= 0 else None
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitHeaders:
+    """GHL's five ``X-RateLimit-*`` answers, as far as a response carried them (README §9)."""
+
+    max_requests: int | None
+    interval_ms: int | None
+    remaining: int | None
+    daily_remaining: int | None
+
+    @classmethod
+    def parse(cls, headers: Mapping[str, str]) -> RateLimitHeaders:
+        """Read the headers; a missing or malformed value is ``None``."""
+        return cls(
+            max_requests=_header_int(headers, "X-RateLimit-Max"),
+            interval_ms=_header_int(headers, "X-RateLimit-Interval-Milliseconds"),
+            remaining=_header_int(headers, "X-RateLimit-Remaining"),
+            daily_remaining=_header_int(headers, "X-RateLimit-Daily-Remaining"),
+        )
+
+
+def daily_budget_error(location_id: str, remaining: int, reserve: int) -> GHLRateLimitBudgetError:
+    """The refusal raised before a location's daily GHL budget runs out."""
+    return GHLRateLimitBudgetError(
+        None,
+        None,
+        f"location {location_id} has {remaining} requests left of today's GHL budget; "
+        f"refusing to spend the last {reserve} (kept in reserve)",
+    )
 
 
 @dataclass
@@ -132,19 +166,13 @@ class InMemoryRateLimiter:
             state.daily_remaining = None
             return
         if state.daily_remaining <= self._reserve:
-            raise GHLRateLimitBudgetError(
-                None,
-                None,
-                f"location {location_id} has {state.daily_remaining} requests left of today's GHL budget; "
-                f"refusing to spend the last {self._reserve} (kept in reserve)",
-            )
+            raise daily_budget_error(location_id, state.daily_remaining, self._reserve)
 
     def observe(self, location_id: str, *, status: int, headers: Mapping[str, str]) -> None:
         """Learn from a response: adopt ``X-RateLimit-*`` values, pause after a 429."""
-        max_requests = _header_int(headers, "X-RateLimit-Max")
-        interval_ms = _header_int(headers, "X-RateLimit-Interval-Milliseconds")
-        remaining = _header_int(headers, "X-RateLimit-Remaining")
-        daily_remaining = _header_int(headers, "X-RateLimit-Daily-Remaining")
+        limits = RateLimitHeaders.parse(headers)
+        max_requests, interval_ms = limits.max_requests, limits.interval_ms
+        remaining, daily_remaining = limits.remaining, limits.daily_remaining
         with self._lock:
             state = self._state(location_id)
             now = self._clock()
@@ -156,20 +184,26 @@ class InMemoryRateLimiter:
                 state.daily_remaining = daily_remaining
                 state.daily_seen_at = now
             if status == 429:
-                state.paused_until = max(state.paused_until, now + _retry_after(headers, state.interval_s))
+                state.paused_until = max(
+                    state.paused_until, now + retry_after_seconds(headers, state.interval_s)
+                )
             elif remaining is not None and remaining < min(self._margin, state.max_requests // 10):
                 # Someone else is spending this location's window too: let it drain before going on.
                 state.paused_until = max(state.paused_until, now + state.interval_s)
 
 
-def _retry_after(headers: Mapping[str, str], default_s: float) -> float:
-    """Seconds to wait after a 429: a sane numeric ``Retry-After`` (GHL does not document one), else one window."""
+def retry_after_seconds(headers: Mapping[str, str], default_s: float) -> float:
+    """Seconds to wait after a 429: a sane ``Retry-After`` (seconds or an HTTP date; GHL documents
+    neither), else ``default_s`` (one burst window)."""
     value = headers.get("Retry-After")
-    if value is not None:
+    if value is None:
+        return default_s
+    text = str(value).strip()
+    try:
+        seconds = float(text)
+    except ValueError:
         try:
-            seconds = float(str(value).strip())
-        except ValueError:
-            seconds = math.nan
-        if math.isfinite(seconds) and 0 <= seconds <= 600:
-            return seconds
-    return default_s
+            seconds = (parsedate_to_datetime(text) - datetime.now(UTC)).total_seconds()
+        except (TypeError, ValueError, OverflowError):
+            return default_s
+    return seconds if math.isfinite(seconds) and 0 <= seconds <= MAX_RETRY_AFTER_S else default_s

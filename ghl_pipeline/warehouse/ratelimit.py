@@ -19,8 +19,13 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
-from ghl_pipeline.ghl.errors import GHLRateLimitBudgetError
-from ghl_pipeline.ghl.ratelimit import DEFAULT_BURST_INTERVAL_S, DEFAULT_BURST_MAX, _header_int, _retry_after
+from ghl_pipeline.ghl.ratelimit import (
+    DEFAULT_BURST_INTERVAL_S,
+    DEFAULT_BURST_MAX,
+    RateLimitHeaders,
+    daily_budget_error,
+    retry_after_seconds,
+)
 
 log = logging.getLogger(__name__)
 
@@ -142,23 +147,17 @@ class PostgresRateLimiter:
         if state.now - state.daily_seen_at > self._daily_stale_after:
             return  # the daily budget has reset since; the next answer tells the truth again
         if state.daily_remaining <= self._reserve:
-            raise GHLRateLimitBudgetError(
-                None,
-                None,
-                f"location {location_id} has {state.daily_remaining} requests left of today's GHL budget; "
-                f"refusing to spend the last {self._reserve} (kept in reserve)",
-            )
+            raise daily_budget_error(location_id, state.daily_remaining, self._reserve)
 
     def observe(self, location_id: str, *, status: int, headers: Mapping[str, str]) -> None:
         """Adopt GHL's ``X-RateLimit-*`` figures for everyone; after a 429, pause the location for all."""
-        max_requests = _header_int(headers, "X-RateLimit-Max")
-        interval_ms = _header_int(headers, "X-RateLimit-Interval-Milliseconds")
-        remaining = _header_int(headers, "X-RateLimit-Remaining")
-        daily_remaining = _header_int(headers, "X-RateLimit-Daily-Remaining")
+        limits = RateLimitHeaders.parse(headers)
+        max_requests, interval_ms = limits.max_requests, limits.interval_ms
+        remaining, daily_remaining = limits.remaining, limits.daily_remaining
         pause_s = None
         current_interval = (interval_ms or self._default_interval_ms) / 1000.0
         if status == 429:
-            pause_s = _retry_after(headers, current_interval)
+            pause_s = retry_after_seconds(headers, current_interval)
         elif remaining is not None and max_requests and remaining < min(self._margin, max_requests // 10):
             pause_s = current_interval  # someone else is spending this window too
         if not (max_requests or interval_ms or daily_remaining is not None or pause_s):
