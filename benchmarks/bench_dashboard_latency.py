@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
-from ghl_pipeline.ghl.simulator import GHLSimulator
+from ghl_pipeline.ghl.simulator import GHLSimulator, SimLocation
 from ghl_pipeline.warehouse.db import database_url, get_engine
 from ghl_pipeline.warehouse.projects import add_project
 from ghl_pipeline.warehouse.schema import upgrade
@@ -78,13 +78,13 @@ def _timed_run(url: str, job: str, run_config: dict) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--calls", type=int, default=200, help="calls the project has today (at least)")
     args = parser.parse_args()
 
     url = database_url()
     engine = get_engine(url)
     upgrade(engine)
-    simulator = GHLSimulator.demo()
-    acme = simulator.locations[0]
+    simulator, acme = _simulator_with_calls_today(args.calls)
     add_project(
         engine, name=acme.name, location_id=acme.location_id, api_key=acme.token, timezone=acme.timezone
     )
@@ -139,7 +139,7 @@ def main() -> None:
 
     calls = len(simulator.ground_truth(acme.location_id, *_today_window(acme.timezone)))
     b, s = statistics.median(baseline), statistics.median(sync)
-    print(f"rounds: {args.rounds}; sync of today for {acme.name}: {calls} calls (re-synced each round)")
+    print(f"rounds: {args.rounds}; sync of today for one project: {calls} calls (re-synced each round)")
     print(
         f"health_check (no-op) launch→SUCCESS: median {b:.2f} s  (min {min(baseline):.2f}, max {max(baseline):.2f})"
     )
@@ -147,6 +147,25 @@ def main() -> None:
         f"sync_ghl_calls       launch→SUCCESS: median {s:.2f} s  (min {min(sync):.2f}, max {max(sync):.2f})"
     )
     print(f"sync / no-op: {s / b:.2f}x")
+
+
+def _simulator_with_calls_today(calls: int) -> tuple[GHLSimulator, SimLocation]:
+    """A one-location simulator whose local "today" so far holds at least ``calls`` calls."""
+    tz = "America/Chicago"
+    per_day = calls
+    while True:
+        location = SimLocation(
+            location_id="latencyBenchLoc0001",
+            token="pit-latency-bench",
+            name="Latency Bench",
+            timezone=tz,
+            calls_per_day=per_day,
+            contacts=max(200, calls),
+        )
+        simulator = GHLSimulator([location])
+        if len(simulator.ground_truth(location.location_id, *_today_window(tz))) >= calls:
+            return simulator, location
+        per_day = int(per_day * 1.25) + 10  # early in the local day: more calls per day, same count so far
 
 
 def _today_window(tz: str):

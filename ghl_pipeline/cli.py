@@ -294,7 +294,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--to", dest="date_to", required=True, help="last day, YYYY-MM-DD")
     p.add_argument("--project", help="one project's name (default: every active project)")
     p.add_argument("--force", action="store_true", help="re-sync days that are already materialized")
-    p.add_argument("--workers", type=int, default=2, help="runs in parallel (different projects), default 2")
+    p.add_argument(
+        "--workers", type=int, default=4, help="runs in parallel, one project each (default 4; 1-16)"
+    )
     p.set_defaults(func=cmd_backfill)
 
     p = sub.add_parser("db", help="database maintenance", description="Database maintenance.")
