@@ -25,7 +25,7 @@ from sqlalchemy.engine import make_url
 from ghl_pipeline.warehouse import db
 from ghl_pipeline.warehouse.schema import upgrade
 
-# The real-webserver fixtures (sync_environment, definitions_available) for every test folder.
+# The real-webserver fixtures (served_ghl, sync_environment) for every test folder.
 pytest_plugins = ["ghl_pipeline_tests.webserver"]
 
 _counter = itertools.count()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import importlib
 import os
 import signal
 import socket
@@ -76,19 +75,9 @@ def dagster_webserver(workspace: Path, *, dagster_home: Path, env: dict[str, str
                 process.wait(timeout=10)
 
 
-@pytest.fixture(scope="module")
-def definitions_available() -> None:
-    try:
-        importlib.import_module("ghl_pipeline.definitions")
-    except ImportError as exc:
-        pytest.skip(f"ghl_pipeline.definitions cannot be imported yet ({exc}); the lead's job is needed")
-    if not (REPO_ROOT / "workspace.yaml").exists():
-        pytest.skip("workspace.yaml is missing at the repo root")
-
-
 @pytest.fixture
-def sync_environment(definitions_available, db_url) -> Iterator[dict[str, str]]:
-    """Environment for the webserver and its runs: a fresh database and the GHL simulator with one project."""
+def served_ghl(db_url):
+    """The GHL simulator (demo data) on loopback, with its first location registered as a project."""
     from ghl_pipeline.ghl.simulator import GHLSimulator
     from ghl_pipeline.warehouse.db import get_engine
     from ghl_pipeline.warehouse.projects import add_project
@@ -100,6 +89,14 @@ def sync_environment(definitions_available, db_url) -> Iterator[dict[str, str]]:
     )
     server = simulator.serve(host="127.0.0.1", port=0)
     try:
-        yield {**os.environ, "DATABASE_URL": db_url, "GHL_API_BASE_URL": server.url, "PROJECT": location.name}
+        yield simulator, server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def sync_environment(served_ghl, db_url) -> dict[str, str]:
+    """Environment for the webserver and its runs: a fresh database and the served GHL simulator."""
+    simulator, server = served_ghl
+    project = simulator.locations[0].name
+    return {**os.environ, "DATABASE_URL": db_url, "GHL_API_BASE_URL": server.url, "PROJECT": project}
