@@ -12,7 +12,7 @@ import sys
 from datetime import timedelta
 
 from ghl_pipeline.cli import dagster_instance, format_summary, local_today, run_sync_job
-from ghl_pipeline.ghl.simulator import GHLSimulator
+from ghl_pipeline.ghl.simulator import Faults, GHLSimulator
 from ghl_pipeline.warehouse.db import database_url, get_engine
 from ghl_pipeline.warehouse.projects import add_project
 from ghl_pipeline.warehouse.schema import upgrade
@@ -31,7 +31,8 @@ def run_demo(*, days: int = 7) -> int:
     engine = get_engine()
     upgrade(engine)
 
-    simulator = GHLSimulator.demo()
+    # A few malformed records, as real GHL data has: they land in all_calls_rejects with their reason.
+    simulator = GHLSimulator.demo(faults=Faults(malformed_rate=0.002))
     server = simulator.serve(host="127.0.0.1", port=0)
     os.environ["GHL_API_BASE_URL"] = server.url
     _say(f"GHL simulator serving on {server.url}")
@@ -64,6 +65,11 @@ def run_demo(*, days: int = 7) -> int:
 
     print(format_summary(combined))
     print(f"\nSynced {combined['new_records']} new call records into all_calls.")
+    if combined["rejected_records"]:
+        print(
+            f"{combined['rejected_records']} malformed records were kept in all_calls_rejects with the rule they "
+            "broke (`ghl-pipeline status` counts them)."
+        )
     print(
         "\nOpen the Dagster UI on the same data (runs, partitions, materializations):\n"
         f"  DAGSTER_HOME={instance.root_directory} .venv/bin/dagster dev -w workspace.yaml\n"
