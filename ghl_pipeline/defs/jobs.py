@@ -43,7 +43,7 @@ def sync_calls(
     config: SyncCallsConfig,
     ghl: GHLResource,
     warehouse: WarehouseResource,
-) -> dg.Output[dict]:
+) -> None:
     """Sync the requested days (or window) of one or every active project into ``all_calls``."""
     try:
         request = parse_sync_request(config.date_from, config.date_to, config.project_name)
@@ -57,19 +57,21 @@ def sync_calls(
         context.instance.add_dynamic_partitions(PROJECTS_PARTITIONS_NAME, keyable)
 
     results: dict[str, SyncResult] = {}
-    for project in projects:
-        result = sync_spans(context, engine=engine, ghl=ghl, project=project, spans=[request.span])
-        results[project.name] = result
-        covered = (
-            request.span.days() if isinstance(request.span, DayRange) else request.span.days(result.timezone)
-        )
-        log_partition_materializations(context, engine=engine, result=result, days=covered)
-        context.log.info(f"{project.name}: {result.totals.as_dict()} in {result.requests} GHL requests")
-
-    tags = summary_tags(results)
-    context.instance.add_run_tags(context.run_id, tags)
-    totals = {k: int(tags[k]) for k in tags if k != "ghl/summary"}
-    return dg.Output(totals, metadata={k.removeprefix("ghl/"): v for k, v in totals.items()})
+    try:
+        for project in projects:
+            result = sync_spans(context, engine=engine, ghl=ghl, project=project, spans=[request.span])
+            results[project.name] = result
+            covered = (
+                request.span.days()
+                if isinstance(request.span, DayRange)
+                else request.span.days(result.timezone)
+            )
+            log_partition_materializations(context, engine=engine, result=result, days=covered)
+            context.log.info(f"{project.name}: {result.totals.as_dict()} in {result.requests} GHL requests")
+    finally:
+        # The run summary, counted once from the sync results: what the dashboard and the gateway read.
+        # Written even when a later project fails, so what did land is on record.
+        context.instance.add_run_tags(context.run_id, summary_tags(results))
 
 
 @dg.job(
