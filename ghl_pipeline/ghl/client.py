@@ -124,6 +124,7 @@ class GHLClient:
         self._contact_search_threshold = contact_search_threshold
         self._request_count = 0
         self._users: dict[str, User] | None = None
+        self._location: Location | None = None
         self._contact_total: int | None = None  # learnt from a contact search; prices the next one
         self._http = httpx.Client(
             base_url=base_url,
@@ -320,9 +321,14 @@ class GHLClient:
         return dict(self._users)
 
     def get_location(self) -> Location:
-        """The location's name, IANA time zone and country (``GET /locations/{id}``)."""
-        body = self._request("GET", f"/locations/{quote(self.location_id, safe='')}", service="locations")
-        return parse_location(body if isinstance(body, Mapping) else {}, location_id=self.location_id)
+        """The location's name, IANA time zone and country, fetched once per client (``GET /locations/{id}``)."""
+        if self._location is None:
+            path = f"/locations/{quote(self.location_id, safe='')}"
+            body = self._request("GET", path, service="locations")
+            self._location = parse_location(
+                body if isinstance(body, Mapping) else {}, location_id=self.location_id
+            )
+        return self._location
 
     def fetch_contacts(self, ids: Collection[str]) -> dict[str, Contact]:
         """The contacts with these ids, by id, in the fewest requests; unknown or invalid ids are left out.

@@ -381,6 +381,15 @@ def test_users_are_fetched_once_per_client(make_sim, make_client):
     assert client.request_count == 1
 
 
+def test_location_is_fetched_once_per_client(make_sim, make_client):
+    # A run that syncs several spans of one project resolves its zone once, not once per span.
+    sim = make_sim([_loc()])
+    client = make_client(sim, sim.locations[0])
+    assert client.get_location() == client.get_location()
+    assert client.get_location().timezone == sim.locations[0].timezone
+    assert client.request_count == 1
+
+
 def test_few_contacts_are_fetched_one_by_one(make_sim, make_client):
     sim = make_sim([_loc()])
     client = make_client(sim, sim.locations[0])

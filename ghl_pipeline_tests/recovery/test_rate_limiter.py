@@ -190,10 +190,13 @@ def test_daily_budget_error_through_the_client_names_the_project_not_the_token(l
         transport=sim.transport(),
         limiter=limiter,
     ) as client:
-        for _ in range(3):  # the answers say 1002, 1001, then 1000 left: the reserve
-            client.get_location()
+        # Three answers say 1002, 1001, then 1000 left: the reserve.
+        client.get_location()
+        client.list_users()
+        now = datetime.now(UTC)
+        list(client.iter_call_pages(start=now - timedelta(hours=1), end=now))
         with pytest.raises(GHLRateLimitBudgetError) as refused:
-            client.get_location()
+            client.fetch_contacts(["contact0000000000001"])
     text = f"{refused.value} {refused.value!r}"
     assert "Budget Co" in text and LOCATION in text
     assert token not in text
