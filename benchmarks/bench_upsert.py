@@ -144,11 +144,15 @@ def bare_copy(engine: sa.Engine, frame: pd.DataFrame, batch_rows: int) -> None:
     import io
 
     for start in range(0, len(frame), batch_rows):
-        payload = copy_text(frame.iloc[start : start + batch_rows])
+        payload = copy_text(frame.iloc[start : start + batch_rows]).encode()
         with engine.begin() as conn:
             cur = conn.connection.driver_connection.cursor()
             cur.execute("SET LOCAL TimeZone = 'UTC'")
-            cur.copy_expert(f"COPY bare_calls ({', '.join(STAGE_COLUMNS)}) FROM STDIN", io.StringIO(payload))
+            cur.copy_expert(
+                f"COPY bare_calls ({', '.join(STAGE_COLUMNS)}) FROM STDIN",
+                io.BytesIO(payload),
+                size=len(payload),
+            )
 
 
 def _bare_types() -> list[tuple[str, str]]:

@@ -20,7 +20,7 @@ import io
 import json
 import math
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -145,12 +145,18 @@ _SERIALISERS = {
 }
 
 
-def copy_text(frame: pd.DataFrame, columns: Sequence[str] = STAGE_COLUMNS) -> str:
-    """``frame[columns]`` as COPY text-format data (timestamps in UTC without offset)."""
+def copy_text(frame: pd.DataFrame, columns: Sequence[str] = STAGE_COLUMNS, *, sort: bool = False) -> str:
+    """``frame[columns]`` as COPY text-format data (timestamps in UTC without offset).
+
+    ``sort`` orders the lines by their text, i.e. by the first column.
+    """
     if frame.empty:
         return ""
     cols = [_SERIALISERS.get(c, _text_column)(frame[c]) for c in columns]
-    return "\n".join(map("\t".join, zip(*cols, strict=True))) + "\n"
+    lines = list(map("\t".join, zip(*cols, strict=True)))
+    if sort:
+        lines.sort()
+    return "\n".join(lines) + "\n"
 
 
 # --- upsert ------------------------------------------------------------------------------------------
@@ -167,13 +173,13 @@ def prepare_calls(frame: pd.DataFrame) -> pd.DataFrame:
     if data["ghl_id"].duplicated().any():
         data = data.sort_values("ghl_updated_at", na_position="first", kind="stable")
         data = data.drop_duplicates("ghl_id", keep="last")
-    # No sort here: sorting Python strings costs seconds per million rows; Postgres sorts the staging
-    # table (ORDER BY ghl_id) far faster, and that sort is what fixes the lock order.
+    # No frame sort here: reordering a frame of Python strings scatters them in memory and doubles the
+    # serialisation time; each batch's COPY lines are sorted instead (see copy_text).
     return data.reset_index(drop=True)
 
 
-def _merge_batch(engine: sa.Engine, batch: pd.DataFrame, synced_at: datetime) -> UpsertCounts:
-    payload = copy_text(batch)
+def _merge_payload(engine: sa.Engine, payload: bytes, rows: int, synced_at: datetime) -> UpsertCounts:
+    """COPY one batch's serialised rows into the staging table and merge them; one transaction."""
     with engine.begin() as conn:
         raw = conn.connection.driver_connection
         with raw.cursor() as cur:
@@ -184,11 +190,22 @@ def _merge_batch(engine: sa.Engine, batch: pd.DataFrame, synced_at: datetime) ->
             cur.execute("SET LOCAL work_mem = '256MB'")
             cur.execute("SET LOCAL synchronous_commit = off")
             cur.execute(_CREATE_STAGE)
-            cur.copy_expert(f"COPY {_STAGE} ({', '.join(STAGE_COLUMNS)}) FROM STDIN", io.StringIO(payload))
-            del payload
+            # One read of the whole buffer: psycopg2 then sends it with the GIL released. Read in
+            # the default 8 KiB chunks, the COPY would take the GIL thousands of times while the
+            # main thread serialises the next batch, and wait on Python instead of Postgres.
+            cur.copy_expert(
+                f"COPY {_STAGE} ({', '.join(STAGE_COLUMNS)}) FROM STDIN",
+                io.BytesIO(payload),
+                size=len(payload),
+            )
             cur.execute(_MERGE, {"synced_at": synced_at})
             new, updated = cur.fetchone()
-    return UpsertCounts(new=new, updated=updated, unchanged=len(batch) - new - updated)
+    return UpsertCounts(new=new, updated=updated, unchanged=rows - new - updated)
+
+
+def _payload(batch: pd.DataFrame) -> bytes:
+    # Lines sorted by ghl_id: Postgres' sort (the lock order) then finds them in order in one pass.
+    return copy_text(batch, sort=True).encode()
 
 
 def _default_synced_at(frame: pd.DataFrame) -> datetime:
@@ -221,14 +238,40 @@ def upsert_calls(
     # on each other's rows, and each takes its locks in ghl_id order, as every other writer does.
     batches = [data.iloc[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
     if parallel <= 1 or len(batches) == 1:
-        results = [_merge_batch(engine, b, stamp) for b in batches]
+        results = [_merge_payload(engine, _payload(b), len(b), stamp) for b in batches]
     else:
-        with ThreadPoolExecutor(max_workers=parallel) as pool:
-            results = list(pool.map(lambda b: _merge_batch(engine, b, stamp), batches))
+        results = _pipelined(engine, batches, stamp, parallel)
     total = UpsertCounts(0, 0, 0)
     for r in results:
         total = total + r
     return total
+
+
+def _pipelined(
+    engine: sa.Engine, batches: list[pd.DataFrame], synced_at: datetime, parallel: int
+) -> list[UpsertCounts]:
+    """Serialise batches in this thread while ``parallel`` connections COPY and merge earlier ones.
+
+    Serialisation is Python (one core, the GIL); COPY and merge are Postgres. One producer keeps
+    every connection busy instead of all workers serialising at once and then all waiting on the
+    server; at most ``parallel`` + 1 payloads exist at a time. The first failure stops the producer
+    and is raised once the batches already sent have finished (each is its own transaction).
+    """
+    results: list[UpsertCounts] = []
+    with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="upsert") as pool:
+        running: set[Future[UpsertCounts]] = set()
+        try:
+            for batch in batches:
+                payload = _payload(batch)
+                while len(running) >= parallel:
+                    done, running = wait(running, return_when=FIRST_COMPLETED)
+                    results.extend(f.result() for f in done)
+                running.add(pool.submit(_merge_payload, engine, payload, len(batch), synced_at))
+                del payload
+        finally:
+            done, _ = wait(running)
+        results.extend(f.result() for f in done)
+    return results
 
 
 # --- rejects -----------------------------------------------------------------------------------------

@@ -79,8 +79,27 @@ def test_created_all_calls_has_the_contract_columns_and_few_indexes(engine):
         "lead_name", "phone_number", "direction", "call_status", "duration_seconds", "agent_name",
         "message_type", "call_started_at", "call_date", "ghl_updated_at", "synced_at",
     }  # fmt: skip
-    # The key and the dashboard's (project, day) filter; every extra index slows the upsert.
-    assert indexes == ["all_calls_pkey", "all_calls_project_date_idx"]
+    # The key and the dashboard's (day, project) filter; every extra index slows the upsert.
+    assert indexes == ["all_calls_date_project_idx", "all_calls_pkey"]
+
+
+def test_upgrade_replaces_the_index_an_earlier_version_created(engine):
+    # What the previous release left: the (project_name, call_date) index instead of (call_date, ...).
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP INDEX all_calls_date_project_idx")
+        conn.exec_driver_sql("CREATE INDEX all_calls_project_date_idx ON all_calls (project_name, call_date)")
+    upsert_calls(engine, calls_frame([call_row("m1"), call_row("m2")]))
+    _, before, _ = _snapshot(engine, "all_calls")
+
+    report = upgrade(engine)
+
+    assert report.dropped_indexes == ("all_calls_project_date_idx",)
+    assert report.created_indexes == ("all_calls_date_project_idx",)
+    assert any("all_calls_project_date_idx" in n for n in report.notes)
+    _, after, indexes = _snapshot(engine, "all_calls")
+    assert after == before
+    assert indexes == ["all_calls_date_project_idx", "all_calls_pkey"]
+    assert not upgrade(engine).changed
 
 
 def test_upgrade_of_an_older_all_calls_keeps_every_row(empty_engine):

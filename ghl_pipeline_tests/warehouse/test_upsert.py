@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 from datetime import timedelta
 
+import numpy as np
 import pandas as pd
+import psycopg2
 import pytest
 import sqlalchemy as sa
 
@@ -121,6 +124,25 @@ def test_batches_and_parallel_merge_give_the_same_result(engine):
 
     assert upsert_calls(engine, frame, batch_rows=40, parallel=2) == UpsertCounts(250, 0, 0)
     assert upsert_calls(engine, frame, batch_rows=40, parallel=2) == UpsertCounts(0, 0, 250)
+    assert table(engine)["ghl_id"].tolist() == [f"m{i:03d}" for i in range(250)]
+
+
+def test_a_failing_batch_is_raised_and_a_rerun_completes_the_table(engine):
+    rows = [call_row(f"m{i:03d}") for i in range(250)]
+    rows[230]["call_started_at"] = None  # NOT NULL: Postgres refuses this batch (validation would have)
+    with pytest.raises(psycopg2.IntegrityError, match="call_started_at"):
+        upsert_calls(engine, calls_frame(rows), batch_rows=40, parallel=2)
+    stored = set(table(engine)["ghl_id"])
+    assert "m230" not in stored and 0 < len(stored) < 250
+    # Each batch (7 of 35-36 consecutive rows) is its own transaction: stored whole or not at all.
+    for first, last in itertools.pairwise(np.linspace(0, 250, 8).astype(int)):
+        batch = {f"m{i:03d}" for i in range(first, last)}
+        assert batch <= stored or not batch & stored
+    written = len(stored)
+
+    rows[230]["call_started_at"] = T0
+    counts = upsert_calls(engine, calls_frame(rows), batch_rows=40, parallel=2)
+    assert counts == UpsertCounts(new=250 - written, updated=0, unchanged=written)
     assert table(engine)["ghl_id"].tolist() == [f"m{i:03d}" for i in range(250)]
 
 
