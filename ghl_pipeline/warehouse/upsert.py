@@ -145,6 +145,11 @@ _SERIALISERS = {
 }
 
 
+# Rows serialised column by column at a time: the per-column lists of a chunk are the serialiser's
+# largest temporary, so chunks bound its memory whatever the batch size.
+_CHUNK_ROWS = 20_000
+
+
 def copy_text(frame: pd.DataFrame, columns: Sequence[str] = STAGE_COLUMNS, *, sort: bool = False) -> str:
     """``frame[columns]`` as COPY text-format data (timestamps in UTC without offset).
 
@@ -152,8 +157,12 @@ def copy_text(frame: pd.DataFrame, columns: Sequence[str] = STAGE_COLUMNS, *, so
     """
     if frame.empty:
         return ""
-    cols = [_SERIALISERS.get(c, _text_column)(frame[c]) for c in columns]
-    lines = list(map("\t".join, zip(*cols, strict=True)))
+    lines: list[str] = []
+    for start in range(0, len(frame), _CHUNK_ROWS):
+        chunk = frame.iloc[start : start + _CHUNK_ROWS]
+        cols = [_SERIALISERS.get(c, _text_column)(chunk[c]) for c in columns]
+        lines.extend(map("\t".join, zip(*cols, strict=True)))
+        del cols
     if sort:
         lines.sort()
     return "\n".join(lines) + "\n"
@@ -205,7 +214,8 @@ def _merge_payload(engine: sa.Engine, payload: bytes, rows: int, synced_at: date
 
 def _payload(batch: pd.DataFrame) -> bytes:
     # Lines sorted by ghl_id: Postgres' sort (the lock order) then finds them in order in one pass.
-    return copy_text(batch, sort=True).encode()
+    text = copy_text(batch, sort=True)
+    return text.encode()
 
 
 def _default_synced_at(frame: pd.DataFrame) -> datetime:
