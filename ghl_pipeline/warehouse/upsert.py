@@ -65,9 +65,10 @@ WITH written AS (
 SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM written
 """
 
-# Measured with benchmarks/bench_upsert.py (2 cores): 100k-row batches merged over 2 connections let
-# Python serialise one batch while Postgres merges another, ~1.3-1.5x faster than one connection.
-DEFAULT_BATCH_ROWS = 100_000
+# Measured with benchmarks/bench_upsert.py (2 cores): while this thread serialises one batch, two
+# connections COPY and merge the previous ones. 50k-row batches shorten the start (nothing to merge
+# yet) and the tail (the last merge alone) against 100k; a third connection only adds contention.
+DEFAULT_BATCH_ROWS = 50_000
 DEFAULT_PARALLEL = 2
 
 

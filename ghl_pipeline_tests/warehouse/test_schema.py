@@ -83,17 +83,48 @@ def test_created_all_calls_has_the_contract_columns_and_few_indexes(engine):
     assert indexes == ["all_calls_date_project_idx", "all_calls_pkey"]
 
 
+def _fillfactor(engine):
+    with engine.connect() as conn:
+        return conn.execute(
+            sa.text(
+                "SELECT (SELECT option_value FROM pg_options_to_table(reloptions) WHERE option_name = 'fillfactor')"
+                " FROM pg_class WHERE relname = 'all_calls'"
+            )
+        ).scalar()
+
+
+def test_all_calls_leaves_room_for_in_place_updates(engine, empty_engine):
+    assert _fillfactor(engine) == "70"  # created so
+    with empty_engine.begin() as conn:  # an older feed's table without the setting: given it
+        conn.exec_driver_sql(_OLD_LAYOUT)
+    report = upgrade(empty_engine)
+    assert report.storage_changes == ("all_calls fillfactor 100 -> 70",)
+    assert _fillfactor(empty_engine) == "70"
+    assert not upgrade(empty_engine).changed
+
+
+def test_a_fillfactor_someone_chose_is_left_alone(engine):
+    with engine.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE all_calls SET (fillfactor = 80)")
+    report = upgrade(engine)
+    assert not report.changed
+    assert _fillfactor(engine) == "80"
+    assert any("fillfactor 80" in n for n in report.notes)
+
+
 def test_upgrade_replaces_the_index_an_earlier_version_created(engine):
     # What the previous release left: the (project_name, call_date) index instead of (call_date, ...).
     with engine.begin() as conn:
         conn.exec_driver_sql("DROP INDEX all_calls_date_project_idx")
         conn.exec_driver_sql("CREATE INDEX all_calls_project_date_idx ON all_calls (project_name, call_date)")
+        conn.exec_driver_sql("ALTER TABLE all_calls SET (fillfactor = 90)")
     upsert_calls(engine, calls_frame([call_row("m1"), call_row("m2")]))
     _, before, _ = _snapshot(engine, "all_calls")
 
     report = upgrade(engine)
 
     assert report.dropped_indexes == ("all_calls_project_date_idx",)
+    assert report.storage_changes == ("all_calls fillfactor 90 -> 70",)
     assert report.created_indexes == ("all_calls_date_project_idx",)
     assert any("all_calls_project_date_idx" in n for n in report.notes)
     _, after, indexes = _snapshot(engine, "all_calls")
