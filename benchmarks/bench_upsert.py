@@ -109,29 +109,37 @@ def _reset_peak() -> None:
         Path("/proc/self/clear_refs").write_text("5")  # Linux: reset VmHWM to the current RSS
 
 
-def _peak_mib() -> float:
+def _status_mib(field: str) -> float | None:
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return None
+
+
+def _peak_mib() -> float:
+    peak = _status_mib("VmHWM")
+    return peak if peak is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 _ENGINE: list[sa.Engine] = []
 
 
-def _measure(label: str, rows: int, fn: Callable[[], object]) -> tuple[float, float, object]:
+def _measure(label: str, rows: int, fn: Callable[[], object]) -> tuple[float, tuple[float, float], object]:
+    """(seconds, (peak RSS, peak RSS minus the RSS at the phase's start), fn's result)."""
     gc.collect()
     if _ENGINE:  # start every phase from a clean checkpoint, so no phase pays for the previous one's WAL
         with _ENGINE[0].connect() as conn:
             conn.exec_driver_sql("CHECKPOINT")
     _reset_peak()
+    at_start = _status_mib("VmRSS") or _peak_mib()
     started = time.perf_counter()
     result = fn()
     elapsed = time.perf_counter() - started
-    return elapsed, _peak_mib(), result
+    peak = _peak_mib()
+    return elapsed, (peak, peak - at_start), result
 
 
 def _count(engine: sa.Engine, table: str) -> int:
@@ -228,11 +236,12 @@ def main(argv: list[str] | None = None) -> None:
 
     results = []
 
-    def record(label, rows, elapsed, peak, extra=""):
-        results.append((label, rows, elapsed, peak, extra))
+    def record(label, rows, elapsed, memory, extra=""):
+        peak, growth = memory
+        results.append((label, rows, elapsed, peak, growth, extra))
         print(
             f"  {label:<44} {rows:>10,} rows {elapsed:7.2f}s {rows / elapsed:>10,.0f} rows/s"
-            f"  peak RSS {peak:6.0f} MiB {extra}"
+            f"  peak RSS {peak:6.0f} MiB (+{growth:4.0f}) {extra}"
         )
 
     e, p, _ = _measure("copy", n, partial(bare_copy, engine, first, batch_rows))
@@ -284,13 +293,14 @@ def main(argv: list[str] | None = None) -> None:
         record(f"pandas to_sql on {len(sub):,} rows", len(sub), e, p, extrapolated)
 
     print(f"\nratio to bare COPY (rows/s; bare COPY = mean of both runs, {copy_rate:,.0f} rows/s):")
-    for label, rows, elapsed, _, _ in results[1:]:
+    for label, rows, elapsed, *_ in results[1:]:
         print(f"  {label:<44} {rows / elapsed / copy_rate:5.2f}x")
     peak = max(r[3] for r in results)
+    own = max(r[4] for r in results if r[0].startswith("upsert"))
     print(
         f"\nprocess peak RSS over all phases: {peak:.0f} MiB, of which the input frame {frame_mib:.0f} MiB and "
-        f"the interpreter + libraries {baseline:.0f} MiB (the upsert's own high-water mark: about "
-        f"{peak - frame_mib - baseline:.0f} MiB)"
+        f"the interpreter + libraries {baseline:.0f} MiB; the upsert's own high-water mark (peak over the "
+        f"RSS at a phase's start, the largest of its passes): {own:.0f} MiB"
     )
 
     time.sleep(1)  # let the backends flush their table statistics
