@@ -83,6 +83,20 @@ def test_created_all_calls_has_the_contract_columns_and_few_indexes(engine):
     assert indexes == ["all_calls_date_project_idx", "all_calls_pkey"]
 
 
+@pytest.mark.parametrize(
+    "where",
+    [
+        "call_date = DATE '2025-03-01'",  # "Today", every project
+        "project_name = 'Acme' AND call_date BETWEEN DATE '2025-03-01' AND DATE '2025-03-07'",  # one project
+    ],
+)
+def test_the_dashboard_filters_can_use_the_date_index(engine, where):
+    with engine.begin() as conn:
+        conn.exec_driver_sql("SET LOCAL enable_seqscan = off")  # a tiny table: ask whether the index fits
+        plan = "\n".join(r[0] for r in conn.exec_driver_sql(f"EXPLAIN SELECT * FROM all_calls WHERE {where}"))
+    assert "all_calls_date_project_idx" in plan
+
+
 def _fillfactor(engine):
     with engine.connect() as conn:
         return conn.execute(
