@@ -12,8 +12,9 @@ Postgres in a temporary folder with its default (durable) settings. Measures, on
    (the physical limit, serialisation included);
 5. ``pandas.DataFrame.to_sql`` (what most people would write), on a subset and extrapolated.
 
-Prints rows/s, the ratio to bare COPY, and the peak resident memory of each phase (VmHWM, reset
-between phases) as well as the process's peak.
+Prints rows/s, the ratio to bare COPY, the peak resident memory of each phase (VmHWM, reset between
+phases after freed heap is returned to the OS) with its growth over the phase's start, the process's
+peak, and the share of the updates Postgres made in place (HOT).
 """
 
 from __future__ import annotations
