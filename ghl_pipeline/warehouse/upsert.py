@@ -146,8 +146,8 @@ _SERIALISERS = {
 }
 
 
-# Rows serialised column by column at a time: the per-column lists of a chunk are the serialiser's
-# largest temporary, so chunks bound its memory whatever the batch size.
+# Rows are serialised a chunk at a time: a chunk's per-column string lists are the serialiser's
+# largest temporary, so chunking bounds its memory whatever the batch size.
 _CHUNK_ROWS = 20_000
 
 
@@ -215,8 +215,7 @@ def _merge_payload(engine: sa.Engine, payload: bytes, rows: int, synced_at: date
 
 def _payload(batch: pd.DataFrame) -> bytes:
     # Lines sorted by ghl_id: Postgres' sort (the lock order) then finds them in order in one pass.
-    text = copy_text(batch, sort=True)
-    return text.encode()
+    return copy_text(batch, sort=True).encode()
 
 
 def _default_synced_at(frame: pd.DataFrame) -> datetime:
@@ -237,7 +236,7 @@ def upsert_calls(
 
     ``frame`` has the contract's columns (extra ones are ignored); ``synced_at`` defaults to the frame's
     ``synced_at`` (else now). Large frames are split into batches of ``batch_rows`` (one transaction
-    each, disjoint ``ghl_id`` ranges); ``parallel`` > 1 merges batches over that many connections.
+    each, disjoint sets of ``ghl_id``); ``parallel`` > 1 merges batches over that many connections.
     """
     data = prepare_calls(frame)
     if data.empty:
