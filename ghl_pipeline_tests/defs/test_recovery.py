@@ -51,9 +51,12 @@ def test_projects_sensor_adds_new_active_projects_and_never_deletes(engine, proj
 
         add_project(engine, name="Initech HVAC", location_id="initech01", api_key="pit-x-secret")
         set_project_active(engine, GLOBEX.name, False)
-        add_project(engine, name="Bad|Name", location_id="bad01", api_key="pit-y-secret")
+        add_project(engine, name="Smith & Sons, LLC", location_id="smith01", api_key="pit-y-secret")
         after = projects_sensor(_ctx(instance, resources))
-        assert [list(r.partition_keys) for r in after.dynamic_partitions_requests] == [["Initech HVAC"]]
+        # Every name gets a partition: the comma Dagster reserves is encoded, reversibly.
+        assert [list(r.partition_keys) for r in after.dynamic_partitions_requests] == [
+            ["Initech HVAC", "Smith & Sons%2C LLC"]
+        ]
         assert all(isinstance(r, dg.AddDynamicPartitionsRequest) for r in after.dynamic_partitions_requests)
 
 
@@ -163,14 +166,16 @@ def test_nothing_missing_means_no_runs(instance, resources, monkeypatch):
 # ------------------------------------------------------------------------------ recent_calls_schedule
 
 
-def test_schedule_resyncs_today_and_yesterday_of_active_projects(engine, instance, resources):
+def test_schedule_resyncs_every_project_in_one_run(engine, instance, resources):
     set_project_active(engine, GLOBEX.name, False)
     context = dg.build_schedule_context(
         instance=instance,
         resources={"warehouse": resources["warehouse"]},
         scheduled_execution_time=datetime(2026, 12, 1, 3, 15, tzinfo=UTC),
     )
-    (request,) = recent_calls_schedule(context)
-    # 03:15 UTC is still 2026-11-30 in Chicago.
+    request = recent_calls_schedule(context)
+    # One run whatever the project count: the rectangle of every registered project over the days in
+    # play (03:15 UTC is still 2026-11-30 in Chicago); the asset keeps each project to its own two days.
     assert request.tags["dagster/asset_partition_range_start"] == "2026-11-29|Acme Roofing"
-    assert request.tags["dagster/asset_partition_range_end"] == "2026-11-30|Acme Roofing"
+    assert request.tags["dagster/asset_partition_range_end"] == "2026-11-30|Globex Solar"
+    assert request.tags["ghl/recent_days"] == "2"

@@ -124,7 +124,7 @@ def test_revoked_token_fails_naming_project_and_never_leaks_it(engine, simulator
     assert "Acme Roofing" in message
     run = instance.get_run_by_id(result.run_id)
     assert run.tags["ghl/failure_kind"] == "auth"
-    assert run.tags["ghl/failed_project"] == ACME.name
+    assert json.loads(run.tags["ghl/failed_projects"]) == {ACME.name: "auth"}
     assert len(simulator.requests) == 1  # no retries of a 401
     logs = "\n".join(str(e) for e in instance.all_logs(result.run_id))
     for token in TOKENS:
