@@ -29,6 +29,7 @@ from ghl_pipeline.defs.partitions import (
 )
 from ghl_pipeline.defs.recovery import PartitionSpan, spans_of
 from ghl_pipeline.defs.syncing import ALL_CALLS_KEY, TAG_SUMMARY
+from ghl_pipeline.runs import dagster_console_level, dagster_instance, failure_reason
 from ghl_pipeline.warehouse.db import get_engine
 from ghl_pipeline.warehouse.projects import list_projects
 from ghl_pipeline.warehouse.schema import upgrade
@@ -144,13 +145,11 @@ def _run_span(span: PartitionSpan) -> SpanOutcome:
         instance=instance,
         tags={**span.tags(), "ghl/trigger": "backfill"},
         raise_on_error=False,
-        run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}},
+        run_config={"loggers": {"console": {"config": {"log_level": dagster_console_level()}}}},
     )
     elapsed = time.monotonic() - started
     if not result.success:
-        from ghl_pipeline.cli import _failure_reason
-
-        return SpanOutcome(span, False, elapsed, error=_failure_reason(result), run_id=result.run_id)
+        return SpanOutcome(span, False, elapsed, error=failure_reason(result), run_id=result.run_id)
     run = instance.get_run_by_id(result.run_id)
     summary = json.loads(run.tags.get(TAG_SUMMARY, "{}")) if run else {}
     counts = {k: int(summary.get(k, 0)) for k in ("new_records", "updated_records", "rejected_records")}
@@ -161,8 +160,6 @@ def run_backfill(
     *, first: date, last: date, project_name: str | None, force: bool = False, workers: int = DEFAULT_WORKERS
 ) -> BackfillReport:
     """Plan and run a backfill, printing a progress line per finished run."""
-    from ghl_pipeline.cli import dagster_instance
-
     if workers < 1 or workers > 16:
         raise BackfillError("--workers: must be between 1 and 16")
     started = time.monotonic()

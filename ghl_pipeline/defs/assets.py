@@ -7,7 +7,6 @@ failed the run fails at the end, naming each, and only the failed projects' part
 Partitions whose day has not begun in the project's zone are skipped (left missing), never synced.
 """
 
-
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
