@@ -76,6 +76,7 @@ class Tick:
     status: str  # STARTED | SKIPPED | SUCCESS | FAILURE
     timestamp: float
     error: str | None = None
+    skip_reason: str | None = None
 
 
 def free_port() -> int:
@@ -274,7 +275,16 @@ class DeployedSystem:
             for item in items:
                 for tick in item[state_key]["ticks"]:
                     error = tick["error"]["message"] if tick.get("error") else None
-                    ticks.append(Tick(kind, item["name"], tick["status"], tick["timestamp"], error))
+                    ticks.append(
+                        Tick(
+                            kind,
+                            item["name"],
+                            tick["status"],
+                            tick["timestamp"],
+                            error,
+                            tick.get("skipReason"),
+                        )
+                    )
         return sorted(ticks, key=lambda t: t.timestamp)
 
     def stop_sensors(self, names: Sequence[str] | None = None) -> list[str]:
@@ -573,7 +583,7 @@ query($id: String!) { partitionBackfillOrError(backfillId: $id) { __typename
 _DAEMON_HEALTH = """
 { instance { daemonHealth { allDaemonStatuses { daemonType required healthy lastHeartbeatTime } } } }"""
 
-_TICKS = "ticks(limit: $limit) { status timestamp error { message } }"
+_TICKS = "ticks(limit: $limit) { status timestamp skipReason error { message } }"
 _INSTIGATORS = f"""
 query($repo: RepositorySelector!, $limit: Int) {{
   sensorsOrError(repositorySelector: $repo) {{ __typename

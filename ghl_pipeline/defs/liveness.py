@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -23,6 +25,7 @@ from ghl_pipeline.config import heartbeat_seconds
 log = logging.getLogger(__name__)
 
 TAG_HEARTBEAT = "ghl/heartbeat"
+TAG_WORKER = "ghl/worker"  # host:pid of the process executing the run (for operators, and for tests)
 
 
 @contextlib.contextmanager
@@ -32,10 +35,13 @@ def heartbeat(context: dg.OpExecutionContext | dg.AssetExecutionContext) -> Iter
     interval = heartbeat_seconds()
     stop = threading.Event()
 
+    worker = {TAG_WORKER: f"{socket.gethostname()}:{os.getpid()}"}
+
     def beat() -> None:
         while True:
             try:
-                instance.add_run_tags(run_id, {TAG_HEARTBEAT: f"{time.time():.0f}"})
+                instance.add_run_tags(run_id, {**worker, TAG_HEARTBEAT: f"{time.time():.0f}"})
+                worker.clear()
             except Exception:  # Dagster's storage briefly away: the next beat tries again
                 log.warning("could not write the run's heartbeat", exc_info=True)
             if stop.wait(interval):

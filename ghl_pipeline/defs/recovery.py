@@ -15,6 +15,7 @@ without a target). ``GHL_SENSOR_INTERVAL_SECONDS`` shortens every sensor's inter
 ``GHL_RETRY_FIRST_DELAY_SECONDS`` the first retry's delay (README "Recovery").
 """
 
+import functools
 import json
 import os
 import time
@@ -49,6 +50,7 @@ from ghl_pipeline.defs.partitions import (
 )
 from ghl_pipeline.defs.resources import WarehouseResource
 from ghl_pipeline.defs.syncing import ALL_CALLS_KEY, TAG_FAILED_PROJECTS, TAG_FAILURE_KIND
+from ghl_pipeline.sync import is_transient_db_error
 from ghl_pipeline.warehouse.projects import Project, list_projects
 from ghl_pipeline.warehouse.sync_state import known_timezones
 from ghl_pipeline.windows import DayRange
@@ -137,6 +139,25 @@ def run_request(span: PartitionSpan, *, run_key: str, tags: dict[str, str] | Non
     )
 
 
+def _tolerates_warehouse_outage(fn):
+    """A tick that finds the warehouse briefly unreachable (a restart, a failover) skips, saying why.
+
+    The next tick tries again; a FAILURE tick would only say the same thing louder, and an outage that
+    lasts shows on the freshness check.
+    """
+
+    @functools.wraps(fn)
+    def tick(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:
+            if not is_transient_db_error(exc):
+                raise
+            return dg.SkipReason(f"warehouse unreachable ({type(exc).__name__}); the next tick tries again")
+
+    return tick
+
+
 def _registered_active(context_instance: dg.DagsterInstance, warehouse: WarehouseResource) -> list[Project]:
     """Active projects that already have a ``project`` partition, in partition order."""
     active = {p.name: p for p in list_projects(warehouse.read_engine(), active_only=True)}
@@ -159,6 +180,7 @@ def _status(instance: dg.DagsterInstance, keys: Sequence[str]) -> dict[str, dg.A
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Adds a `projects` partition for every active project; never deletes one (history stays).",
 )
+@_tolerates_warehouse_outage
 def projects_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource) -> dg.SensorResult:
     """Keep the ``projects`` dynamic partitions in step with the active rows of ``projects``."""
     active = list_projects(warehouse.read_engine(), active_only=True)
@@ -204,6 +226,7 @@ NOT_RETRIED = {"auth", "refused"}
     description="Retries failed all_calls partitions after 1, 2, 4 … minutes (max 60), up to 5 attempts; "
     "auth failures (revoked token, missing scope) are not retried.",
 )
+@_tolerates_warehouse_outage
 def failed_partitions_sensor(
     context: dg.SensorEvaluationContext, warehouse: WarehouseResource
 ) -> dg.SensorResult:
@@ -288,6 +311,7 @@ def _recent_auth_failures(instance: dg.DagsterInstance, since: datetime) -> set[
     description="Requests all_calls partitions of the lookback window (default 120 days) that were never "
     "materialized or whose last attempt failed: newest first, a few runs per tick, skipping what runs.",
 )
+@_tolerates_warehouse_outage
 def missing_days_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource) -> dg.SensorResult:
     """Find the gaps of the lookback window and request them, newest first, bounded per tick."""
     instance = context.instance
@@ -373,6 +397,7 @@ RECENT_DAYS = 2  # today and yesterday: calls change after they end
     default_status=dg.DefaultScheduleStatus.RUNNING,
     description="Re-syncs today and yesterday of every active project, in one run per tick.",
 )
+@_tolerates_warehouse_outage
 def recent_calls_schedule(context: dg.ScheduleEvaluationContext, warehouse: WarehouseResource):
     """One run for every project: the rectangle of all registered projects over the local days in play.
 
