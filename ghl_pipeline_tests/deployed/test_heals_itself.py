@@ -94,6 +94,8 @@ RECOVERY_ENV = {
     "GHL_RECENT_SYNC_CRON": "*/2 * * * *",
 }
 CONVERGE_TIMEOUT = 240.0
+# When the test killed the daemon's code server (epoch seconds), for the tick check of test 6.
+KILLED: dict[str, float] = {}
 
 
 class Warehouse:
@@ -224,8 +226,12 @@ def test_2_ghl_down_during_a_backfill_then_back_the_failed_partitions_are_retrie
     simulator.faults = Faults(server_error_rate=1.0)  # GHL answers 5xx to everything
     first = min(local_today(loc) for loc in HEALTHY) - timedelta(days=14)
     last = first + timedelta(days=4)
+    # As an engineer selects them in the UI: these days × the three projects (an asset backfill; the
+    # asset's policy groups them into one run per project).
     backfill = system.launch_backfill(
-        [(str(partition_key(first, ALL[0].name)), str(partition_key(last, HEALTHY[-1].name)))],
+        partition_names=[
+            str(partition_key(first + timedelta(days=i), loc.name)) for i in range(5) for loc in HEALTHY
+        ],
         title="older days while GHL is down",
     )
     done = system.wait_backfill(backfill, timeout=300)
@@ -258,6 +264,7 @@ def test_3_a_run_whose_worker_and_code_server_are_killed_is_failed_and_retried(w
     if code_server is not None:
         code_server.send_signal(signal.SIGKILL)
     killed_at = time.monotonic()
+    KILLED["code_server"] = time.time()
     simulator.faults = WEATHER
 
     assert system.run_status(run_id) == "STARTED"  # Dagster itself does not notice
@@ -328,8 +335,24 @@ def test_6_no_tick_failed_and_no_call_is_stored_twice(world):
     system, _, warehouse = world
     ticks = system.sensor_and_schedule_ticks()
     assert {t.name for t in ticks} >= {"projects_sensor", "missing_days_sensor", "failed_partitions_sensor"}
-    failed = [(t.name, t.error) for t in ticks if t.status == "FAILURE"]
+    # The one FAILURE tick Dagster itself records: a sensor that ticks while the code server test 3
+    # killed is being restarted by the daemon (~8 s here) reads "Unable to reach the user code server"
+    # (its failure count is not incremented). Every other tick, and every tick of ours, did not fail.
+    killed = KILLED.get("code_server", float("inf"))
+    unreachable = [
+        t
+        for t in ticks
+        if t.status == "FAILURE"
+        and "Unable to reach the user code server" in (t.error or "")
+        and killed <= t.timestamp <= killed + 30
+    ]
+    failed = [(t.name, t.timestamp, t.error) for t in ticks if t.status == "FAILURE" and t not in unreachable]
     assert failed == []
+    assert len(unreachable) <= len({t.name for t in ticks})  # at most one per sensor or schedule
+    for name in {t.name for t in unreachable}:  # and each ran fine again after the restart
+        assert any(t.name == name and t.timestamp > killed + 30 and t.status != "FAILURE" for t in ticks), (
+            name
+        )
     with warehouse.engine.connect() as conn:
         total, distinct = conn.execute(
             sa.text("SELECT count(*), count(DISTINCT ghl_id) FROM all_calls")
