@@ -75,6 +75,8 @@ def calls_schema(*, window_start: datetime, window_end: datetime) -> pa.DataFram
             "ghl_user_id": _text(required=False, length=_ID_LENGTH),
             "lead_name": _text(required=False, length=_NAME_LENGTH),
             "phone_number": _text(required=False, length=_PHONE_LENGTH),
+            "from_number": _text(required=False, length=_PHONE_LENGTH),
+            "to_number": _text(required=False, length=_PHONE_LENGTH),
             "direction": _text(
                 required=True, length=(1, 16), extra=[pa.Check.isin(DIRECTIONS, error="in_set")]
             ),

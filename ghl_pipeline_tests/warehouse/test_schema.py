@@ -76,7 +76,7 @@ def test_created_all_calls_has_the_contract_columns_and_few_indexes(engine):
     cols, _, indexes = _snapshot(engine, "all_calls")
     assert set(cols) == {
         "ghl_id", "project_name", "ghl_location_id", "ghl_conversation_id", "ghl_contact_id", "ghl_user_id",
-        "lead_name", "phone_number", "direction", "call_status", "duration_seconds", "agent_name",
+        "lead_name", "phone_number", "direction", "from_number", "to_number", "call_status", "duration_seconds", "agent_name",
         "message_type", "call_started_at", "call_date", "ghl_updated_at", "synced_at",
     }  # fmt: skip
     # The key and the dashboard's (day, project) filter; every extra index slows the upsert.
