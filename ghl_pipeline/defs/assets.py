@@ -48,9 +48,16 @@ def all_calls(
 
     engine = warehouse.engine()
     per_partition: dict[str, dict[str, int]] = {}
-    run_totals = {"fetched": 0, "new_records": 0, "updated_records": 0, "rejected_records": 0}
+    run_totals = {
+        "fetched": 0,
+        "new_records": 0,
+        "updated_records": 0,
+        "rejected_records": 0,
+        "unrecognised_records": 0,
+    }
     requests = 0
     reconciliation: dict[str, dict[str, int]] = {}
+    enrichment_missing: dict[str, dict[str, str]] = {}
     for project_name, days in days_by_project.items():
         project = get_project(engine, project_name)
         if project is None:
@@ -65,6 +72,18 @@ def all_calls(
             spans=consecutive_ranges(days),
         )
         requests += result.requests
+        if result.enrichment_missing:
+            # Calls landed; these columns are null on new rows. Say so where the run is read.
+            enrichment_missing[project_name] = dict(result.enrichment_missing)
+            context.log.warning(
+                f"{project_name}: synced without "
+                + "; ".join(f"{name} ({why})" for name, why in sorted(result.enrichment_missing.items()))
+            )
+        if result.totals.unrecognised:
+            context.log.warning(
+                f"{project_name}: {result.totals.unrecognised} message(s) of the call export are not a call "
+                "type all_calls keeps; kept in all_calls_rejects (rule unrecognised_call_type)"
+            )
         if result.ghl_total is not None:
             reconciliation[project_name] = {
                 "ghl_total": result.ghl_total,
@@ -81,10 +100,13 @@ def all_calls(
             if name in run_totals:
                 run_totals[name] += value
 
-    check = _reconciliation_result(reconciliation)
+    check = _reconciliation_result(reconciliation, enrichment_missing)
+    degraded = {"enrichment_missing": dg.MetadataValue.json(enrichment_missing)} if enrichment_missing else {}
     if len(per_partition) == 1:
         (meta,) = per_partition.values()
-        return dg.MaterializeResult(metadata={**meta, "ghl_requests": requests}, check_results=[check])
+        return dg.MaterializeResult(
+            metadata={**meta, "ghl_requests": requests, **degraded}, check_results=[check]
+        )
 
     # In a ranged run Dagster copies the result's metadata onto every partition, so the exact
     # per-partition counts go out as one observation per partition, and the materialization carries
@@ -96,25 +118,48 @@ def all_calls(
             "partitions_in_run": len(per_partition),
             **{f"run_{name}": value for name, value in run_totals.items()},
             "ghl_requests": requests,
+            **degraded,
         },
         check_results=[check],
     )
 
 
-def _reconciliation_result(by_project: dict[str, dict[str, int]]) -> dg.AssetCheckResult:
+def _reconciliation_result(
+    by_project: dict[str, dict[str, int]], enrichment_missing: dict[str, dict[str, str]] | None = None
+) -> dg.AssetCheckResult:
     """Passed when, per project, stored + rejected rows of the synced window equal GHL's export total.
 
-    A window's rows can only exceed GHL's total if GHL deleted calls after we stored them; fewer means a
-    call was lost on the way. Either way the figures are in the metadata.
+    Fewer means calls were lost on the way: failed at ERROR. More can only mean GHL deleted calls after
+    we stored them: failed at WARN. Enrichment GHL refused (agent names, contacts) does not fail the
+    check, but it is named in the metadata and the description, with the reason.
     """
-    off = {
-        name: figures
-        for name, figures in by_project.items()
-        if figures["stored"] + figures["rejected"] != figures["ghl_total"]
-    }
+    short = sorted(name for name, f in by_project.items() if f["stored"] + f["rejected"] < f["ghl_total"])
+    over = sorted(name for name, f in by_project.items() if f["stored"] + f["rejected"] > f["ghl_total"])
+    notes = []
+    if short:
+        notes.append(
+            "fewer rows than GHL counts (calls lost on the way): "
+            + ", ".join(
+                f"{name} {by_project[name]['stored']}+{by_project[name]['rejected']} of "
+                f"{by_project[name]['ghl_total']}"
+                for name in short
+            )
+        )
+    if over:
+        notes.append("more rows than GHL counts (deleted in GHL?): " + ", ".join(over))
+    for name, missing in sorted((enrichment_missing or {}).items()):
+        notes.append(
+            f"{name} synced without " + "; ".join(f"{what} ({why})" for what, why in sorted(missing.items()))
+        )
     return dg.AssetCheckResult(
         check_name="reconciled_with_ghl",
-        passed=not off,
-        severity=dg.AssetCheckSeverity.WARN,
-        metadata={"projects": by_project, "mismatched": sorted(off)},
+        passed=not short and not over,
+        severity=dg.AssetCheckSeverity.ERROR if short else dg.AssetCheckSeverity.WARN,
+        description="; ".join(notes) or "stored + rejected = GHL's total for every project",
+        metadata={
+            "projects": by_project,
+            "mismatched": sorted(short + over),
+            "short": short,
+            "enrichment_missing": dg.MetadataValue.json(enrichment_missing or {}),
+        },
     )

@@ -84,6 +84,8 @@ def _merge(a: SyncResult, b: SyncResult) -> SyncResult:
         a.by_date[day].add(counts)
     a.window_start = min(a.window_start, b.window_start)
     a.window_end = max(a.window_end, b.window_end)
+    for name, reason in b.enrichment_missing.items():
+        a.enrichment_missing.setdefault(name, reason)
     return a
 
 
@@ -167,6 +169,12 @@ def summary_tags(results: Mapping[str, SyncResult]) -> dict[str, str]:
         "updated_records": totals.updated,
         "rejected_records": totals.rejected,
         "projects": projects,
+        # Projects that synced in a degraded way: enrichment GHL refused, non-call messages rejected.
+        "degraded": {
+            name: {"enrichment_missing": r.enrichment_missing, "unrecognised_records": r.totals.unrecognised}
+            for name, r in results.items()
+            if r.enrichment_missing or r.totals.unrecognised
+        },
     }
     return {
         TAG_NEW: str(totals.new),
