@@ -268,7 +268,7 @@ class GHLClient:
                         calls=page.calls, total=page.total, next_cursor=None, unrecognised=page.unrecognised
                     )
                 restarts_without_progress = 0 if fresh else restarts_without_progress + 1
-                if restarts_without_progress > MAX_CURSOR_RESTARTS:
+                if restarts_without_progress >= MAX_CURSOR_RESTARTS:
                     if status == 200:
                         # GHL keeps announcing more than it serves. Stop here, loudly: the
                         # reconciliation check compares what landed with GHL's total and fails.
