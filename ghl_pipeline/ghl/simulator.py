@@ -21,6 +21,14 @@ Choices the reference leaves open (UNCONFIRMED against the live API, documented 
 - Export ``startDate``/``endDate`` filter ``[startDate, endDate)`` on ``dateAdded``.
 - 429 bodies are ``{"statusCode":429,"message":"Too Many Requests"}``; ``Retry-After`` only when
   ``Faults.retry_after`` is on.
+- ``channel=Call`` also returns campaign calls and voicemail drops (types 8, 10, 13) when
+  ``Shapes.campaign_call_rate`` generates them.
+- ``GET /users/search`` needs the companyId the location reports and pages by ``skip``/``limit``.
+
+``Shapes`` turns on the other readings where the reference is silent or contradicts itself (other
+``messageType`` spellings, ``from``/``to`` on calls, ``GET /users/`` removed as in API v3, flat
+message pages, Cloudflare's HTML 403, each way a dead cursor may answer), so tests can prove the
+client degrades instead of losing calls.
 """
 
 from __future__ import annotations
