@@ -120,6 +120,8 @@ def partition_metadata(counts: Counts, row_count: int) -> dict[str, int]:
         "new_records": counts.new,
         "updated_records": counts.updated,
         "rejected_records": counts.rejected,
+        # Of rejected_records: messages of the call export that are not a call type all_calls keeps.
+        "unrecognised_records": counts.unrecognised,
         "dagster/row_count": row_count,
     }
 

@@ -137,7 +137,7 @@ def test_users_refused_calls_land_and_the_run_and_the_check_say_why(engine, db_u
     from ghl_pipeline.ghl.simulator import ALL_SCOPES, GHLSimulator, Shapes
 
     acme = replace(ACME, scopes=ALL_SCOPES - {"users.readonly"})
-    sim = GHLSimulator([acme, GLOBEX], shapes=Shapes(users_list_removed=True), seed=7)
+    sim = GHLSimulator([acme, GLOBEX], shapes=Shapes(users_list_removed=True, campaign_call_rate=0.2), seed=7)
     result = _materialize(
         instance, _resources_for(sim.transport(), db_url), partition_key=str(partition_key(DAY, ACME.name))
     )
@@ -149,11 +149,15 @@ def test_users_refused_calls_land_and_the_run_and_the_check_say_why(engine, db_u
     assert names == [None]
 
     (mat,) = result.asset_materializations_for_node("all_calls")
+    exported = sim.channel_truth(ACME.location_id, *local_window(DAY, ACME.timezone))
+    campaign = [m for m in exported if m["type"] in (8, 10, 13)]
+    assert campaign and mat.metadata["unrecognised_records"].value == len(campaign)
+    assert mat.metadata["rejected_records"].value == len(campaign)
     missing = mat.metadata["enrichment_missing"].value
     assert set(missing) == {ACME.name} and set(missing[ACME.name]) == {"users"}
     assert "GET /users/search refused" in missing[ACME.name]["users"]
     (check,) = result.get_asset_check_evaluations()
-    assert check.passed  # every call is there: the counts reconcile
+    assert check.passed  # every call is there, campaign calls aside: the counts reconcile
     assert "Acme Roofing synced without users (HTTP 401: GET /users/ refused" in check.description
     assert check.metadata["enrichment_missing"].value == missing
 
