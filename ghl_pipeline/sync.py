@@ -118,6 +118,8 @@ class SyncResult:
     ghl_total: int | None = None
     # Enrichment GHL would not give, and why: {"users": "GET /users/ refused (400 ...); ..."}.
     enrichment_missing: dict[str, str] = field(default_factory=dict)
+    # The windows synced, each with GHL's total for it (several when one run syncs separate spans).
+    windows: list[tuple[datetime, datetime, int | None]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +211,7 @@ def sync_project(
         if unrecognised:
             _reject_unrecognised(engine, project, unrecognised, context.timezone, result)
     result.requests = client.request_count
+    result.windows.append((start, end, result.ghl_total))
     record_sync(
         engine, project_name=project.name, timezone=context.timezone, window_start=start, window_end=end
     )

@@ -183,7 +183,8 @@ def _reconciliation_result(engine: sa.Engine, outcome: RunOutcome) -> dg.AssetCh
     by_project = {
         name: {
             "ghl_total": r.ghl_total,
-            "stored": stored_in_window(engine, name, r.window_start, r.window_end),
+            # Per window synced: a run may sync separate spans of one project, with gaps between.
+            "stored": sum(stored_in_window(engine, name, start, end) for start, end, _ in r.windows),
             "rejected": r.totals.rejected,
         }
         for name, r in sorted(outcome.results.items())

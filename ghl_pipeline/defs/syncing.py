@@ -134,6 +134,8 @@ def _merge(a: SyncResult, b: SyncResult) -> SyncResult:
     a.window_end = max(a.window_end, b.window_end)
     for name, reason in b.enrichment_missing.items():
         a.enrichment_missing.setdefault(name, reason)
+    a.windows.extend(b.windows)
+    a.ghl_total = None if None in (a.ghl_total, b.ghl_total) else a.ghl_total + b.ghl_total
     return a
 
 
