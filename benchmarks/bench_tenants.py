@@ -197,12 +197,28 @@ def child_run(spec: dict) -> None:
 
 
 def run_child(spec: dict, env: dict) -> dict:
-    done = subprocess.run(
-        [sys.executable, __file__, "--child-run", json.dumps(spec)], env=env, capture_output=True, text=True
-    )
+    argv = [sys.executable, __file__, "--child-run", json.dumps(spec)]
+    profile = spec.get("profile")
+    if profile:  # py-spy's collapsed stacks: of the threads holding the GIL, or ("--idle") of all
+        spy = str(Path(sys.executable).with_name("py-spy"))
+        argv = [
+            spy,
+            "record",
+            *os.environ.get("BENCH_PYSPY_MODE", "--gil").split(),
+            "--threads",
+            "--format",
+            "raw",
+            "-r",
+            "50",
+            "-o",
+            profile,
+            "--",
+            *argv,
+        ]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True)
     if done.returncode != 0:
         sys.exit(f"child run failed:\n{done.stderr[-4000:]}")
-    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    figures = json.loads([line for line in done.stdout.splitlines() if line.startswith("{")][-1])
     if figures["success"] == bool(spec.get("expect_failure")):
         sys.exit(f"run {spec['job']} failed: {figures['failed']}\n{done.stderr[-3000:]}")
     return figures
@@ -258,7 +274,9 @@ def local_today(tz: str) -> date:
 # --------------------------------------------------------------------------------------- figure 1
 
 
-def figure_sync(admin_url: str, env: dict, ghl_url: str, all_tenants: list[dict], day: date) -> dict:
+def figure_sync(
+    admin_url: str, env: dict, ghl_url: str, all_tenants: list[dict], day: date, profile: str | None = None
+) -> dict:
     config = {"date_from": day.isoformat(), "date_to": day.isoformat()}
     base = {"ghl_url": ghl_url, "job": "sync_ghl_calls"}
     solo = run_child(
@@ -276,6 +294,7 @@ def figure_sync(admin_url: str, env: dict, ghl_url: str, all_tenants: list[dict]
             "db_url": warehouse(admin_url, "bt_wh_all", all_tenants),
             "dagster_url": _database(admin_url, "bt_dg_all"),
             "run_config": {"ops": {"sync_calls": {"config": config}}},
+            "profile": profile,
         },
         env,
     )
@@ -428,6 +447,7 @@ def main() -> None:
     parser.add_argument("--lookback-days", type=int, default=120)
     parser.add_argument("--sensor-rounds", type=int, default=3)
     parser.add_argument("--skip", default="", help="comma-separated figures to skip: sync,tick,sensors")
+    parser.add_argument("--profile", help="py-spy the all-projects sync into this file (collapsed stacks)")
     parser.add_argument("--child-run", help=argparse.SUPPRESS)
     parser.add_argument("--serve-simulator", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -469,7 +489,7 @@ def main() -> None:
             results: dict = {}
             day = date.today() - timedelta(days=3)
             if "sync" not in skip:
-                results["sync"] = figure_sync(admin_url, env, ghl_url, all_tenants, day)
+                results["sync"] = figure_sync(admin_url, env, ghl_url, all_tenants, day, args.profile)
             big = {
                 "db_url": warehouse(admin_url, "bt_wh_big", all_tenants),
                 "dagster_url": dagster_db(admin_url, "bt_dg_big", all_tenants),

@@ -29,7 +29,7 @@ from ghl_pipeline.defs.syncing import (
     sync_projects,
 )
 from ghl_pipeline.sync import ProjectFailure, SyncResult
-from ghl_pipeline.warehouse.projects import Project, get_project
+from ghl_pipeline.warehouse.projects import Project, list_projects
 from ghl_pipeline.warehouse.sync_state import known_timezones
 from ghl_pipeline.windows import zone_info
 
@@ -67,10 +67,12 @@ def plan_partitions(
         day, name = split_partition_key(key)
         days_by_project[name].append(day)
     resolved = known_timezones(engine)
+    # One query for every project of the run (a run may cover hundreds), not one per project.
+    known = {p.name: p for p in list_projects(engine, active_only=False)} if days_by_project else {}
     plan = PartitionPlan()
     several = len(days_by_project) > 1
     for name, days in days_by_project.items():
-        project = get_project(engine, name)
+        project = known.get(name)
         why = (
             "it is not in the projects table (or lacks a location id or token)"
             if project is None
