@@ -294,7 +294,7 @@ def figure_sync(
             "db_url": warehouse(admin_url, "bt_wh_all", all_tenants),
             "dagster_url": _database(admin_url, "bt_dg_all"),
             "run_config": {"ops": {"sync_calls": {"config": config}}},
-            "profile": profile,
+            "profile": profile and profile + ".sync.txt",
         },
         env,
     )
@@ -304,7 +304,7 @@ def figure_sync(
 # --------------------------------------------------------------------------------------- figure 2
 
 
-def figure_tick(admin_url: str, env: dict, ghl_url: str, world: dict) -> dict:
+def figure_tick(admin_url: str, env: dict, ghl_url: str, world: dict, profile: str | None = None) -> dict:
     import dagster as dg
 
     from ghl_pipeline.defs.recovery import recent_calls_schedule
@@ -328,6 +328,7 @@ def figure_tick(admin_url: str, env: dict, ghl_url: str, world: dict) -> dict:
                 "db_url": world["db_url"],
                 "dagster_url": world["dagster_url"],
                 "tags": dict(r.tags),
+                "profile": profile and profile + ".tick.txt",
             },
             env,
         )
@@ -447,7 +448,9 @@ def main() -> None:
     parser.add_argument("--lookback-days", type=int, default=120)
     parser.add_argument("--sensor-rounds", type=int, default=3)
     parser.add_argument("--skip", default="", help="comma-separated figures to skip: sync,tick,sensors")
-    parser.add_argument("--profile", help="py-spy the all-projects sync into this file (collapsed stacks)")
+    parser.add_argument(
+        "--profile", help="py-spy the all-projects sync and the big tick's run into PROFILE.{sync,tick}.txt"
+    )
     parser.add_argument("--child-run", help=argparse.SUPPRESS)
     parser.add_argument("--serve-simulator", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -500,7 +503,7 @@ def main() -> None:
             }
             if "tick" not in skip:
                 results["tick_small"] = figure_tick(admin_url, env, ghl_url, small)
-                results["tick_big"] = figure_tick(admin_url, env, ghl_url, big)
+                results["tick_big"] = figure_tick(admin_url, env, ghl_url, big, args.profile)
             if "sensors" not in skip:
                 started = time.perf_counter()
                 seeded = seed_partitions(big, all_tenants, args.lookback_days)

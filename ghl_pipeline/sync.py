@@ -86,6 +86,10 @@ class SyncResult:
     requests: int = 0
     # GHL's own count of call messages in the window (the export's ``total``, first page).
     ghl_total: int | None = None
+    # What ``all_calls`` holds after the sync, counted by the project's own worker thread when the run
+    # asks (per local day; in the window), so the run's one reporting thread need not query per project.
+    stored_by_date: dict[date, int] | None = None
+    stored_in_window: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -90,7 +90,14 @@ def plan_partitions(
             plan.skipped[name] = "none of its days in this run has begun in its time zone"
             continue
         plan.days[name] = wanted
-        plan.work.append(ProjectWork(project, consecutive_ranges(wanted)))
+        plan.work.append(
+            ProjectWork(
+                project,
+                consecutive_ranges(wanted),
+                count_days=lambda _, wanted=wanted: wanted,
+                reconcile=True,
+            )
+        )
     return plan
 
 
@@ -132,7 +139,9 @@ def all_calls(
 
         def report(result: SyncResult) -> None:
             days = plan.days[result.project_name]
-            rows = stored_rows(engine, result.project_name, days)
+            rows = result.stored_by_date
+            if rows is None:
+                rows = stored_rows(engine, result.project_name, days)
             for day in days:
                 meta = partition_metadata(result.by_date[day], rows[day])
                 if single:
@@ -169,7 +178,11 @@ def _reconciliation_result(engine: sa.Engine, outcome: RunOutcome) -> dg.AssetCh
     by_project = {
         name: {
             "ghl_total": r.ghl_total,
-            "stored": stored_in_window(engine, name, r.window_start, r.window_end),
+            "stored": (
+                r.stored_in_window
+                if r.stored_in_window is not None
+                else stored_in_window(engine, name, r.window_start, r.window_end)
+            ),
             "rejected": r.totals.rejected,
         }
         for name, r in sorted(outcome.results.items())

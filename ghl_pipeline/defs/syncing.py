@@ -43,10 +43,17 @@ def consecutive_ranges(days: Iterable[date]) -> list[DayRange]:
 
 @dataclass
 class ProjectWork:
-    """One project's share of a run: the spans to sync."""
+    """One project's share of a run: the spans to sync, and what to count once they are synced.
+
+    ``count_days`` (given the result) names the local days whose stored rows the run reports, and
+    ``reconcile`` asks for the rows stored in the synced window: both are counted in the project's own
+    thread, in parallel, not one project after another in the run's reporting thread.
+    """
 
     project: Project
     spans: list[DayRange | ExactWindow]
+    count_days: Callable[[SyncResult], Iterable[date]] | None = None
+    reconcile: bool = False
 
 
 @dataclass
@@ -74,6 +81,11 @@ def _sync_one(engine: sa.Engine, ghl: GHLResource, work: ProjectWork) -> SyncRes
             merged = result if merged is None else _merge(merged, result)
         assert merged is not None, "a project's work needs at least one span"
         merged.requests = client.request_count
+    name = work.project.name
+    if work.count_days is not None:
+        merged.stored_by_date = stored_rows(engine, name, work.count_days(merged))
+    if work.reconcile and merged.ghl_total is not None:
+        merged.stored_in_window = stored_in_window(engine, name, merged.window_start, merged.window_end)
     return merged
 
 
@@ -88,11 +100,13 @@ def sync_projects(
     """Sync each project's spans, several projects at once; each succeeds or fails on its own.
 
     Every location has its own GHL budget, so projects run in parallel (bounded by
-    ``GHL_PROJECT_WORKERS``). A project's failure is classified and recorded, never raised: the
-    other projects go on. ``on_result`` runs in this (the op's) thread for each project that synced,
-    as soon as it has, so what landed is reported even when a later project fails.
+    ``GHL_PROJECT_WORKERS``). A project's failure is classified, logged and recorded, never raised:
+    the other projects go on. ``on_result`` runs in this (the op's) thread for each project that
+    synced, as soon as it has, so what landed is reported even when a later project fails; the
+    projects that synced are logged in one message at the end.
     """
     outcome = RunOutcome()
+    synced: list[str] = []
     workers = max(1, min(project_workers(), len(work)))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ghl-project") as pool:
         futures = {pool.submit(_sync_one, engine, ghl, item): item.project for item in work}
@@ -106,8 +120,13 @@ def sync_projects(
                 context.log.error(f"{project.name}: {failure.reason}")
                 continue
             outcome.results[project.name] = result
-            context.log.info(f"{project.name}: {result.totals.as_dict()} in {result.requests} GHL requests")
+            synced.append(f"{project.name}: {result.totals.as_dict()} in {result.requests} GHL requests")
             on_result(result)
+    if synced:
+        # One message for the run, a line per project: each Dagster log message is a write to the
+        # instance's storage (a new connection each, with dagster-postgres), made by this one thread.
+        n = len(synced)
+        context.log.info(f"{n} project{'s' if n != 1 else ''} synced:\n" + "\n".join(sorted(synced)))
     if outcome.failures:
         context.instance.add_run_tags(context.run_id, failure_tags(outcome.failures))
     return outcome
@@ -181,7 +200,8 @@ def log_partition_materializations(
     first = date.fromisoformat(date_partitions.get_first_partition_key())
     last = date.fromisoformat(date_partitions.get_last_partition_key())
     days = [d for d in days if first <= d <= last]
-    rows = stored_rows(engine, result.project_name, days)
+    counted = result.stored_by_date or {}
+    rows = counted if all(d in counted for d in days) else stored_rows(engine, result.project_name, days)
     for day in days:
         context.log_event(
             dg.AssetMaterialization(
