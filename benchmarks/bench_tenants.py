@@ -142,6 +142,13 @@ def serve_simulator(spec: dict) -> None:
     ]
     faults = Faults(slow_rate=1.0, slow_seconds=spec["latency"]) if spec["latency"] > 0 else None
     sim = GHLSimulator(locations, faults=faults, seed=12)
+    # Generate the days the figures sync up front (as bench_backfill does): the simulator makes a
+    # location's day on its first request, under its one lock, which real GHL would not charge.
+    now = datetime.now(UTC)
+    for location in locations:
+        sim.ground_truth(location.location_id, now - timedelta(days=6), now + timedelta(days=1))
+        sim._contacts_of(location)
+        sim._users_of(location)
     server = sim.serve()
     print(server.url, flush=True)
     sys.stdin.read()  # the parent closes our stdin to stop us
@@ -226,6 +233,16 @@ def events_floor_job(partitions: list[str]):
     return events_floor
 
 
+SIM_PID: int | None = None  # the simulator's process, whose CPU time each run reports
+
+
+def _sim_cpu() -> float:
+    import psutil
+
+    times = psutil.Process(SIM_PID).cpu_times()
+    return times.user + times.system
+
+
 def run_child(spec: dict, env: dict) -> dict:
     argv = [sys.executable, __file__, "--child-run", json.dumps(spec)]
     profile = spec.get("profile")
@@ -245,10 +262,13 @@ def run_child(spec: dict, env: dict) -> dict:
             "--",
             *argv,
         ]
+    sim_cpu = _sim_cpu()
     done = subprocess.run(argv, env=env, capture_output=True, text=True)
+    sim_cpu = _sim_cpu() - sim_cpu
     if done.returncode != 0:
         sys.exit(f"child run failed:\n{done.stderr[-4000:]}")
     figures = json.loads([line for line in done.stdout.splitlines() if line.startswith("{")][-1])
+    figures["sim_cpu"] = sim_cpu
     if figures["success"] == bool(spec.get("expect_failure")):
         sys.exit(f"run {spec['job']} failed: {figures['failed']}\n{done.stderr[-3000:]}")
     return figures
@@ -525,6 +545,8 @@ def main() -> None:
             stdout=subprocess.PIPE,
             text=True,
         )
+        global SIM_PID
+        SIM_PID = sim.pid
         try:
             ghl_url = sim.stdout.readline().strip()
             if not ghl_url.startswith("http"):
@@ -582,7 +604,9 @@ def report(args: argparse.Namespace, r: dict, n: int, day: date, total: float) -
             f"\n1. sync_ghl_calls of {day} (one local day each)\n"
             f"   slowest location alone: {solo['wall']:.2f} s, {solo['new']} new calls, {busy_req} GHL requests\n"
             f"   all {everyone['projects']} projects:       {everyone['wall']:.2f} s, {everyone['new']} new calls, "
-            f"{sum(everyone['requests'].values())} GHL requests, peak RSS {everyone['peak_rss_mib']:.0f} MiB"
+            f"{sum(everyone['requests'].values())} GHL requests, peak RSS {everyone['peak_rss_mib']:.0f} MiB\n"
+            f"   simulator CPU during each: {solo['sim_cpu']:.1f} s | {everyone['sim_cpu']:.1f} s "
+            "(it answers every location under one lock; real GHL does not)"
         )
         floor = r["sync"]["floor"]
         print(
