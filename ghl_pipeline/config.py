@@ -50,6 +50,18 @@ def env_int(name: str, default: int) -> int:
     return value
 
 
+# Projects one run syncs at once. Each GHL location has its own rate budget and a sync mostly waits on
+# GHL's round trips (a few hundred ms each), so a run over many projects is bound by that latency, not
+# by this machine: the threads overlap their waits. Each busy thread holds at most one warehouse
+# connection at a time, so the engine's pool is sized from this (``warehouse.db``).
+DEFAULT_PROJECT_WORKERS = 32
+
+
+def project_workers() -> int:
+    """Projects synced at once inside one run (``GHL_PROJECT_WORKERS``, default 32)."""
+    return env_int("GHL_PROJECT_WORKERS", DEFAULT_PROJECT_WORKERS)
+
+
 # Recovery timing (CONTRACT §4: the README names the variables that shorten the intervals).
 
 

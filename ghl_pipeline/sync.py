@@ -120,6 +120,10 @@ class SyncResult:
     enrichment_missing: dict[str, str] = field(default_factory=dict)
     # The windows synced, each with GHL's total for it (several when one run syncs separate spans).
     windows: list[tuple[datetime, datetime, int | None]] = field(default_factory=list)
+    # What ``all_calls`` holds after the sync, counted by the project's own worker thread when the run
+    # asks (per local day; in the window), so the run's one reporting thread need not query per project.
+    stored_by_date: dict[date, int] | None = None
+    stored_in_window: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,7 @@ from ghl_pipeline.defs.syncing import (
     sync_projects,
 )
 from ghl_pipeline.sync import ProjectFailure, SyncResult
-from ghl_pipeline.warehouse.projects import Project, get_project
+from ghl_pipeline.warehouse.projects import Project, list_projects
 from ghl_pipeline.warehouse.sync_state import known_timezones
 from ghl_pipeline.windows import zone_info
 
@@ -67,10 +67,12 @@ def plan_partitions(
         day, name = split_partition_key(key)
         days_by_project[name].append(day)
     resolved = known_timezones(engine)
+    # One query for every project of the run (a run may cover hundreds), not one per project.
+    known = {p.name: p for p in list_projects(engine, active_only=False)} if days_by_project else {}
     plan = PartitionPlan()
     several = len(days_by_project) > 1
     for name, days in days_by_project.items():
-        project = get_project(engine, name)
+        project = known.get(name)
         why = (
             "it is not in the projects table (or lacks a location id or token)"
             if project is None
@@ -88,7 +90,14 @@ def plan_partitions(
             plan.skipped[name] = "none of its days in this run has begun in its time zone"
             continue
         plan.days[name] = wanted
-        plan.work.append(ProjectWork(project, consecutive_ranges(wanted)))
+        plan.work.append(
+            ProjectWork(
+                project,
+                consecutive_ranges(wanted),
+                count_days=lambda _, wanted=wanted: wanted,
+                reconcile=True,
+            )
+        )
     return plan
 
 
@@ -147,7 +156,9 @@ def all_calls(
                 else {}
             )
             days = plan.days[name]
-            rows = stored_rows(engine, name, days)
+            rows = result.stored_by_date
+            if rows is None:
+                rows = stored_rows(engine, name, days)
             for day in days:
                 meta = {**partition_metadata(result.by_date[day], rows[day]), **degraded}
                 if single:
@@ -183,8 +194,12 @@ def _reconciliation_result(engine: sa.Engine, outcome: RunOutcome) -> dg.AssetCh
     by_project = {
         name: {
             "ghl_total": r.ghl_total,
-            # Per window synced: a run may sync separate spans of one project, with gaps between.
-            "stored": sum(stored_in_window(engine, name, start, end) for start, end, _ in r.windows),
+            # Per window synced (a run may sync separate spans of one project), counted in its thread.
+            "stored": (
+                r.stored_in_window
+                if r.stored_in_window is not None
+                else sum(stored_in_window(engine, name, start, end) for start, end, _ in r.windows)
+            ),
             "rejected": r.totals.rejected,
         }
         for name, r in sorted(outcome.results.items())

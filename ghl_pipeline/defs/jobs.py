@@ -1,5 +1,7 @@
 """The dashboard's on-demand job, ``sync_ghl_calls`` (CONTRACT §4), and the asset job."""
 
+from datetime import date
+
 import dagster as dg
 import psycopg2.errors
 import sqlalchemy as sa
@@ -74,19 +76,19 @@ def sync_calls(
             PROJECTS_PARTITIONS_NAME, [project_key(p.name) for p in projects]
         )
 
+        def covered(result: SyncResult) -> list[date]:
+            if isinstance(request.span, DayRange):
+                return request.span.days()
+            return request.span.days(result.timezone)
+
         def report(result: SyncResult) -> None:
-            covered = (
-                request.span.days()
-                if isinstance(request.span, DayRange)
-                else request.span.days(result.timezone)
-            )
-            log_partition_materializations(context, engine=engine, result=result, days=covered)
+            log_partition_materializations(context, engine=engine, result=result, days=covered(result))
 
         outcome = sync_projects(
             context,
             engine=engine,
             ghl=ghl,
-            work=[ProjectWork(p, [request.span]) for p in projects],
+            work=[ProjectWork(p, [request.span], count_days=covered) for p in projects],
             on_result=report,
         )
         # The run summary, counted once from the sync results: what the dashboard and the gateway read.

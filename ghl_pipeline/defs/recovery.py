@@ -242,6 +242,7 @@ def failed_partitions_sensor(
     resolved = known_timezones(warehouse.read_engine())
     requests: list[dg.RunRequest] = []
     notes: list[str] = []
+    due: list[tuple[dg.DagsterRun, int, list[str]]] = []
     for record in recent:
         run = record.dagster_run
         if run.status != dg.DagsterRunStatus.FAILURE or run.run_id in retried:
@@ -255,15 +256,17 @@ def failed_partitions_sensor(
         if now < ended + retry_delay(attempt):
             continue
         keys = _run_partition_keys(instance, run)
-        if not keys:
-            continue
+        if keys:
+            due.append((run, attempt, keys))
+    # One status lookup for every due run's partitions (each lookup reads the asset's whole status cache).
+    status = _status(instance, [k for _, _, keys in due for k in keys])
+    for run, attempt, keys in due:
         kinds = _failed_kinds(run)
         for name, kind in sorted(kinds.items()):
             if kind in NOT_RETRIED:
                 notes.append(
                     f"not retrying {name!r} of run {run.run_id[:8]}: {kind} failure, a person must fix it"
                 )
-        status = _status(instance, keys)
         by_project: dict[str, list[date]] = {}
         for key in keys:
             if status.get(key) != dg.AssetPartitionStatus.FAILED:
@@ -323,7 +326,7 @@ def missing_days_sensor(context: dg.SensorEvaluationContext, warehouse: Warehous
     auth_failed = _recent_auth_failures(instance, now - timedelta(hours=24))
     resolved = known_timezones(warehouse.read_engine())
     budget = gap_runs_per_tick()
-    candidates: list[tuple[date, PartitionSpan]] = []
+    windows: list[tuple[Project, list[date], list[str]]] = []
     for project in projects:
         if project.name in auth_failed:
             context.log.warning(f"skipping {project.name!r}: GHL refused its token in the last 24 hours")
@@ -331,8 +334,12 @@ def missing_days_sensor(context: dg.SensorEvaluationContext, warehouse: Warehous
         yesterday = local_today(project, resolved, now) - timedelta(days=1)
         first = max(partitions_start(), yesterday - timedelta(days=gap_lookback_days() - 1))
         days = [first + timedelta(days=i) for i in range((yesterday - first).days + 1)]
-        keys = [str(partition_key(d, project.name)) for d in days]
-        status = _status(instance, keys)
+        windows.append((project, days, [str(partition_key(d, project.name)) for d in days]))
+    # One status lookup for every project's window: Dagster reads (and deserializes) the asset's whole
+    # status cache on each call, whatever the keys asked, so a call per project cost O(projects²).
+    status = _status(instance, [k for _, _, keys in windows for k in keys])
+    candidates: list[tuple[date, PartitionSpan]] = []
+    for project, days, keys in windows:
         gaps = [
             d
             for d, k in zip(days, keys, strict=True)

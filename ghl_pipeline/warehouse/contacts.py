@@ -33,29 +33,33 @@ def cached_contacts(
 
 
 def store_contacts(engine: sa.Engine, location_id: str, contacts: Iterable[Contact]) -> None:
-    """Insert or refresh contacts in the cache (``fetched_at`` = now)."""
-    rows = [
-        {
-            "loc": location_id,
-            "cid": c.id,
-            "name": c.name,
-            "phone": c.phone,
-            "country": c.country,
-            "updated": c.date_updated,
-        }
-        for c in contacts
-    ]
-    if not rows:
+    """Insert or refresh contacts in the cache (``fetched_at`` = now), in one statement.
+
+    One row per statement (``executemany``) cost a round trip per contact, paid by every project of
+    a run; the arrays below send them all at once.
+    """
+    latest = {c.id: c for c in contacts}  # one row per contact: ON CONFLICT cannot touch a row twice
+    if not latest:
         return
-    rows.sort(key=lambda r: r["cid"])  # a consistent lock order when two runs store the same contacts
+    rows = [latest[cid] for cid in sorted(latest)]  # a consistent lock order when two runs store them
     with engine.begin() as conn:
         conn.execute(
             sa.text(
                 "INSERT INTO ghl_contacts (location_id, contact_id, name, phone, country, ghl_updated_at, "
-                "fetched_at) VALUES (:loc, :cid, :name, :phone, :country, :updated, now()) "
+                "fetched_at) SELECT :loc, u.cid, u.name, u.phone, u.country, u.updated, now() "
+                "FROM unnest(CAST(:cids AS text[]), CAST(:names AS text[]), CAST(:phones AS text[]), "
+                "CAST(:countries AS text[]), CAST(:updated AS timestamptz[])) "
+                "AS u(cid, name, phone, country, updated) "
                 "ON CONFLICT (location_id, contact_id) DO UPDATE SET name = EXCLUDED.name, "
                 "phone = EXCLUDED.phone, country = EXCLUDED.country, "
                 "ghl_updated_at = EXCLUDED.ghl_updated_at, fetched_at = EXCLUDED.fetched_at"
             ),
-            rows,
+            {
+                "loc": location_id,
+                "cids": [c.id for c in rows],
+                "names": [c.name for c in rows],
+                "phones": [c.phone for c in rows],
+                "countries": [c.country for c in rows],
+                "updated": [c.date_updated for c in rows],
+            },
         )

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from ghl_pipeline.config import project_workers
+
 log = logging.getLogger(__name__)
 
 DEFAULT_PGDATA = Path(".pgdata")
@@ -64,8 +66,22 @@ def database_url() -> str:
     return start_embedded_postgres(embedded_data_dir())
 
 
+# Connections a process may open beyond one per project worker: the op's own thread (materialization
+# counts, run tags), a sensor or the gateway sharing the process.
+POOL_SPARE = 4
+
+
+def pool_size() -> int:
+    """Connections the engine keeps: one per project a run syncs at once, plus spares.
+
+    A project's sync holds at most one connection at a time (the rate limiter's, a query, an upsert),
+    so a smaller pool would make the parallel projects queue for connections, and time out after 30 s.
+    """
+    return project_workers() + POOL_SPARE
+
+
 def _create_engine(url: str) -> sa.Engine:
-    engine = sa.create_engine(url, pool_pre_ping=True)
+    engine = sa.create_engine(url, pool_pre_ping=True, pool_size=pool_size(), max_overflow=POOL_SPARE)
 
     @sa.event.listens_for(engine, "connect")
     def _session_settings(dbapi_connection, _record):  # noqa: ANN001 - SQLAlchemy event signature

@@ -54,17 +54,21 @@ _ENSURE = sa.text(
     "INSERT INTO ghl_rate_limit (location_id, max_requests, interval_ms) VALUES (:loc, :max, :ms)"
     " ON CONFLICT (location_id) DO NOTHING"
 )
+# A request costs three statements under the lock (every one a round trip, every request of every
+# project pays them): the lock, the state with its window (requests logged in the last interval x
+# ``hold``, see the class docstring), and the log entry with the daily spend.
 _STATE = sa.text(
-    "SELECT clock_timestamp() AS now, max_requests, interval_ms, daily_remaining, daily_seen_at, paused_until"
-    " FROM ghl_rate_limit WHERE location_id = :loc"
+    "SELECT clock_timestamp() AS now, r.max_requests, r.interval_ms, r.daily_remaining, r.daily_seen_at,"
+    " r.paused_until, w.sent, w.oldest"
+    " FROM ghl_rate_limit r CROSS JOIN LATERAL ("
+    "   SELECT count(*) AS sent, min(sent_at) AS oldest FROM ghl_request_log"
+    "   WHERE location_id = r.location_id"
+    "   AND sent_at > clock_timestamp() - make_interval(secs => r.interval_ms / 1000.0 * :hold)"
+    " ) w WHERE r.location_id = :loc"
 )
-_WINDOW = sa.text(
-    "SELECT count(*), min(sent_at) FROM ghl_request_log"
-    " WHERE location_id = :loc AND sent_at > clock_timestamp() - make_interval(secs => :secs)"
-)
-_LOG = sa.text("INSERT INTO ghl_request_log (location_id, sent_at) VALUES (:loc, clock_timestamp())")
-_SPEND = sa.text(
-    "UPDATE ghl_rate_limit SET daily_remaining = daily_remaining - 1"
+_LOG_AND_SPEND = sa.text(
+    "WITH logged AS (INSERT INTO ghl_request_log (location_id, sent_at) VALUES (:loc, clock_timestamp()))"
+    " UPDATE ghl_rate_limit SET daily_remaining = daily_remaining - 1"
     " WHERE location_id = :loc AND daily_remaining IS NOT NULL"
 )
 _PRUNE = sa.text("DELETE FROM ghl_request_log WHERE sent_at < clock_timestamp() - interval '1 hour'")
@@ -117,17 +121,15 @@ class PostgresRateLimiter:
                         _ENSURE,
                         {"loc": location_id, "max": self._default_max, "ms": self._default_interval_ms},
                     )
-                state = conn.execute(_STATE, {"loc": location_id}).one()
+                state = conn.execute(_STATE, {"loc": location_id, "hold": 1.0 + self._skew}).one()
                 self._check_daily(location_id, state)
                 interval = state.interval_ms / 1000.0
                 hold = interval * (1.0 + self._skew)  # see the class docstring
-                sent, oldest = conn.execute(_WINDOW, {"loc": location_id, "secs": hold}).one()
                 wait = (state.paused_until - state.now).total_seconds() if state.paused_until else 0.0
-                if wait <= 0 and sent >= self._allowed(state.max_requests):
-                    wait = (oldest - state.now).total_seconds() + hold
+                if wait <= 0 and state.sent >= self._allowed(state.max_requests):
+                    wait = (state.oldest - state.now).total_seconds() + hold
                 if wait <= 0:
-                    conn.execute(_LOG, {"loc": location_id})
-                    conn.execute(_SPEND, {"loc": location_id})
+                    conn.execute(_LOG_AND_SPEND, {"loc": location_id})
                     self._after_acquire(conn, location_id)
                     return
             log.debug("rate limiter: location %s waits %.2fs", location_id, wait)

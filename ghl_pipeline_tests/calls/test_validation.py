@@ -6,9 +6,17 @@ from datetime import UTC, date, datetime, timedelta
 
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ghl_pipeline.calls.mapping import ALL_CALLS_COLUMNS
-from ghl_pipeline.calls.validation import REJECT_COLUMNS, validate_calls
+from ghl_pipeline.calls.validation import (
+    REJECT_COLUMNS,
+    calls_schema,
+    plainly_valid,
+    validate_calls,
+    validate_with_schema,
+)
 
 START = datetime(2025, 3, 1, 6, 0, tzinfo=UTC)
 END = START + timedelta(days=1)
@@ -153,3 +161,84 @@ def test_naive_window_is_refused():
 def test_empty_frame():
     result = validate_calls(frame([row()]).iloc[0:0], window_start=START, window_end=END)
     assert result.valid.empty and result.rejects.empty
+
+
+# ------------------------------------------------------------------ the fast path agrees with the schema
+
+BAD_OVERRIDES = [
+    p.values[0]
+    for p in test_each_rule_rejects_only_the_bad_row.pytestmark[0].args[1]  # the table above
+] + [
+    {"ghl_id": 12345},  # not a string at all
+    {"lead_name": "nul\x00byte"},
+    {"agent_name": "lone \ud800 surrogate"},
+    {"call_started_at": float("nan")},
+]
+
+
+@pytest.mark.parametrize("overrides", BAD_OVERRIDES)
+def test_the_plain_precheck_never_passes_a_frame_the_schema_rejects(overrides):
+    bad = frame([row("good"), row("bad", **overrides)])
+    assert not plainly_valid(bad, window_start=START, window_end=END)
+    # ... so validate_calls asks the schema, which names the rule: same result as the schema alone.
+    by_schema = validate_with_schema(bad, calls_schema(window_start=START, window_end=END))
+    result = validate_calls(bad, window_start=START, window_end=END)
+    pd.testing.assert_frame_equal(result.valid, by_schema.valid)
+    pd.testing.assert_frame_equal(result.rejects, by_schema.rejects)
+
+
+TEXT_VALUES = st.one_of(
+    st.none(),
+    st.sampled_from(["", "x" * 129, "x" * 600, "ok", "inbound", "outbound", "completed", "TYPE_CALL"]),
+    st.text(max_size=40),
+    st.integers(),
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    overrides=st.fixed_dictionaries(
+        {},
+        optional={
+            "ghl_id": TEXT_VALUES,
+            "ghl_contact_id": TEXT_VALUES,
+            "lead_name": TEXT_VALUES,
+            "direction": TEXT_VALUES,
+            "call_status": TEXT_VALUES,
+            "message_type": TEXT_VALUES,
+            "duration_seconds": st.one_of(st.none(), st.integers(-5, 90_000)),
+            "call_started_at": st.sampled_from(
+                [START - timedelta(seconds=1), START, END - timedelta(microseconds=1), END]
+            ),
+            "_problems": st.sampled_from([(), ("duration: not an integer",)]),
+        },
+    )
+)
+def test_whenever_the_precheck_passes_the_schema_finds_nothing(overrides):
+    data = frame([row("good"), row("other", **overrides)])
+    schema = calls_schema(window_start=START, window_end=END)
+    if plainly_valid(data, window_start=START, window_end=END):
+        assert validate_with_schema(data, schema).rejects.empty
+    else:  # and when it does not, validate_calls is the schema's verdict
+        by_schema = validate_with_schema(data, schema)
+        result = validate_calls(data, window_start=START, window_end=END)
+        pd.testing.assert_frame_equal(result.rejects, by_schema.rejects)
+
+
+@pytest.mark.parametrize(
+    "boundary",
+    [
+        {},
+        {"duration_seconds": 0},
+        {"duration_seconds": 86_400},
+        {"call_started_at": START},
+        {"_problems": None},
+    ],
+)
+def test_a_clean_frame_takes_the_fast_path_with_the_schemas_result(boundary):
+    data = frame([row("m1", **boundary), row("m2", duration_seconds=None, call_status=None)])
+    assert plainly_valid(data, window_start=START, window_end=END)
+    by_schema = validate_with_schema(data, calls_schema(window_start=START, window_end=END))
+    result = validate_calls(data, window_start=START, window_end=END)
+    pd.testing.assert_frame_equal(result.valid, by_schema.valid)
+    assert result.rejects.empty and tuple(result.rejects.columns) == REJECT_COLUMNS

@@ -244,3 +244,40 @@ def test_a_started_run_that_stopped_beating_is_marked_failed_and_then_retried(
     monkeypatch.setattr(recovery, "_now", lambda: datetime.now(UTC) + timedelta(minutes=5))
     retry = failed_partitions_sensor.evaluate_tick(_ctx(instance, resources))
     assert [r.tags.get("dagster/partition") for r in retry.run_requests] == [key]
+
+
+# ------------------------------------------------------------------------------ many projects, one lookup
+
+
+def _counting_status_lookups(monkeypatch, instance) -> list[int]:
+    """Counts the instance's partition-status lookups (each reads the asset's whole status cache)."""
+    calls: list[int] = []
+    real = instance.get_status_by_partition
+
+    def counting(asset_key, partition_keys, partitions_def):
+        calls.append(len(partition_keys))
+        return real(asset_key, partition_keys, partitions_def)
+
+    monkeypatch.setattr(instance, "get_status_by_partition", counting)
+    return calls
+
+
+def test_the_missing_days_sensor_looks_up_every_projects_status_at_once(instance, resources, monkeypatch):
+    monkeypatch.setenv("GHL_GAP_LOOKBACK_DAYS", "10")
+    calls = _counting_status_lookups(monkeypatch, instance)
+    requests = _requested(missing_days_sensor(_ctx(instance, resources)))
+    assert {t["ghl/project"] for _, t in requests} == {ACME.name, GLOBEX.name}
+    assert len(calls) == 1 and calls[0] == 2 * 10  # both projects' windows in one lookup
+
+
+def test_the_retry_sensor_looks_up_every_failed_runs_status_at_once(
+    instance, failing_resources, resources, monkeypatch
+):
+    for back in (2, 4):
+        key = str(partition_key(TODAY - timedelta(days=back), ACME.name))
+        assert not _materialize(instance, failing_resources, key).success
+    monkeypatch.setattr(recovery, "_now", lambda: datetime.now(UTC) + timedelta(hours=2))
+    calls = _counting_status_lookups(monkeypatch, instance)
+    result = failed_partitions_sensor(_ctx(instance, resources))
+    assert len(_requested(result)) == 2  # both failed runs retried ...
+    assert calls == [2]  # ... from one lookup of both runs' partitions

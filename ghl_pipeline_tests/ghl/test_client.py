@@ -487,3 +487,23 @@ def test_errors_survive_pickling_for_dagster():
         401,
         str(error),
     )
+
+
+def test_clients_share_one_verifying_ssl_context(monkeypatch):
+    """Building httpx's SSL context costs tens of ms; a run over hundreds of projects builds it once."""
+    import ssl
+
+    from ghl_pipeline.ghl import client as client_module
+
+    built: list[ssl.SSLContext] = []
+    real = httpx.create_ssl_context
+    client_module._ssl_context.cache_clear()
+    monkeypatch.setattr(httpx, "create_ssl_context", lambda *a, **k: built.append(real(*a, **k)) or built[-1])
+    try:
+        for n in range(3):
+            GHLClient(token="pit-x-secret", location_id=f"loc{n}", project_name=f"P{n}").close()
+        assert len(built) == 1
+        context = client_module._ssl_context()
+        assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname  # still verifying
+    finally:
+        client_module._ssl_context.cache_clear()

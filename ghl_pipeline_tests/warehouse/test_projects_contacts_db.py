@@ -87,3 +87,26 @@ def test_embedded_postgres_starts_in_the_configured_folder(tmp_path, monkeypatch
     engine = sa.create_engine(url, poolclass=sa.NullPool)
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT 1")).scalar() == 1
+
+
+def test_many_contacts_are_stored_in_one_statement(engine):
+    statements: list[str] = []
+
+    def record(*args) -> None:  # noqa: ANN002 - SQLAlchemy's event signature
+        statements.append(args[2])
+
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        stamp = datetime(2025, 2, 1, tzinfo=UTC)
+        contacts = [
+            Contact(f"c{i:03d}", f"Name {i}", None, "US", stamp if i % 2 else None) for i in range(300)
+        ]
+        # A repeated id keeps its last version (one statement cannot update a row twice).
+        store_contacts(engine, "loc1", [*contacts, Contact("c007", "Renamed", "+15125550143", None, None)])
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
+    assert sum("INSERT INTO ghl_contacts" in s for s in statements) == 1
+    got = cached_contacts(engine, "loc1", [c.id for c in contacts], max_age=timedelta(hours=1))
+    assert len(got) == 300
+    assert got["c007"] == Contact("c007", "Renamed", "+15125550143", None, None)
+    assert got["c001"] == Contact("c001", "Name 1", None, "US", stamp) and got["c002"].date_updated is None
