@@ -60,12 +60,12 @@ mutation($p: ExecutionParams!) { launchRun(executionParams: $p) {
 NOOP_STATUS = "query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }"
 
 # In the page: a real click, then wait for the button's event (timestamps from the page's clock).
-CLICK_RESULT = """() => new Promise((resolve) => {
+CLICK_RESULT = """() => { window.__next = new Promise((resolve) => {
   const b = document.querySelector('#sync');
   b.addEventListener('ghl-sync-done', (e) => resolve({ at: Date.now(), runId: e.detail.runId,
     newRecords: e.detail.newRecords }), { once: true });
   b.addEventListener('ghl-sync-error', (e) => resolve({ error: e.detail.message }), { once: true });
-})"""
+}); }"""
 # In the page: the no-op through the gateway's bench route, waited for with the same long poll.
 NOOP_IN_PAGE = """async (gateway) => {
   const started = Date.now();
@@ -152,10 +152,10 @@ def main() -> None:
                 page.evaluate("(token) => { window.__token = token; }", token)
 
                 def click_once() -> tuple[float, float]:
-                    waiting = page.evaluate_handle(CLICK_RESULT)
+                    page.evaluate(CLICK_RESULT)
                     clicks = page.evaluate("() => window.__clicks.length")
                     page.locator("#sync button").click()
-                    result = page.evaluate("(p) => p", waiting)
+                    result = page.evaluate("() => window.__next")
                     if "error" in result:
                         raise SystemExit(f"the button failed: {result['error']}")
                     clicked = page.evaluate("(n) => window.__clicks[n]", clicks)

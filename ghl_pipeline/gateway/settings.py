@@ -37,7 +37,7 @@ class GatewaySettings:
     database_url: str | None = field(default=None, repr=False)
     # How often a long poll (``GET /sync/{runId}?wait=N``) asks Dagster while it waits: the toast can
     # lag the run's end by at most this much plus one GraphQL round trip.
-    status_poll_seconds: float = 0.15
+    status_poll_seconds: float = 0.1
     dagster_timeout_seconds: float = 15.0
     jwks_cache_seconds: float = 300.0
     # An unknown ``kid`` makes us refetch the JWKS (Supabase rotates keys), but at most this often, so
