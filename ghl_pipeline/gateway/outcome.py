@@ -98,7 +98,8 @@ def outcome(status: str, *, synced_projects: int, failed: Sequence[FailedProject
     if status == "SUCCESS":
         return "partial" if failed else "success"
     if status in ("FAILURE", "CANCELED"):
-        return "partial" if failed and synced_projects else "failed"
+        # Projects in the summary synced and their rows landed, whatever stopped the rest.
+        return "partial" if synced_projects else "failed"
     return None
 
 
@@ -114,6 +115,7 @@ def toast_message(
 
     - all good: "Synced 24 new call records"
     - partial: "Synced 240 new call records; 1 project failed: Acme Roofing — GHL token revoked"
+      (no project named: "Synced 240 new call records; the sync then failed: <reason>")
     - every project failed: "Sync failed for Acme Roofing — GHL token revoked"
     - failed before any project ran: "Sync failed: <reason>"
     """
@@ -122,6 +124,11 @@ def toast_message(
         return None
     if kind == "success":
         return records_phrase(new_records)
+    if kind == "partial" and not failed:
+        # The run stopped after some projects synced, and named no failed project (say, a summary
+        # written by an older run side that stopped at the first failure).
+        stopped = "was canceled" if status == "CANCELED" else f"then failed: {person_reason(error)}"
+        return f"{records_phrase(new_records)}; the sync {stopped}"
     if kind == "partial":
         count = len(failed)
         noun = "project" if count == 1 else "projects"

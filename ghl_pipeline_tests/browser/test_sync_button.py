@@ -220,6 +220,37 @@ def test_unknown_project_shows_the_gateways_message(stack):
     assert stack.runs() == runs_before
 
 
+UPGRADE_LATE = """async ({ gateway, token, day }) => {
+  // As a React app renders it when the client module loads after the first render: the element is
+  // created, given its attributes and its getAccessToken property while still a plain HTMLElement.
+  const el = document.createElement("ghl-sync-button");
+  for (const [name, value] of [["gateway-url", gateway], ["date-from", day], ["date-to", day],
+                               ["project-name", "Acme Roofing"]]) el.setAttribute(name, value);
+  el.getAccessToken = async () => token;
+  document.body.append(el);
+  const upgradedBefore = el.shadowRoot !== null;
+  const outcome = new Promise((resolve) => {
+    el.addEventListener("ghl-sync-done", (e) => resolve({ type: e.type, detail: e.detail }));
+    el.addEventListener("ghl-sync-error", (e) => resolve({ type: e.type, detail: e.detail }));
+  });
+  await import(`${gateway}/client/ghl-sync.js`); // defines the element: it upgrades in place
+  el.shadowRoot.querySelector("button").click();
+  return { upgradedBefore, ...(await outcome) };
+}"""
+
+
+def test_element_upgraded_after_render_keeps_its_token_getter(stack):
+    page = open_dashboard(stack.browser, stack.page_origin, stack.gateway, manual="1")
+    day = _local_day("America/Chicago", days_ago=3)
+    rows_before = stack.rows("Acme Roofing")
+
+    answer = page.evaluate(UPGRADE_LATE, {"gateway": stack.gateway, "token": make_token(), "day": day})
+
+    assert answer["upgradedBefore"] is False
+    assert answer["type"] == "ghl-sync-done", answer
+    assert answer["detail"]["newRecords"] == stack.rows("Acme Roofing") - rows_before > 0
+
+
 def _tenant_isolation_landed() -> bool:
     """Whether the job records failed projects and goes on with the others (the lead's #12 in main)."""
     source = (REPO_ROOT / "ghl_pipeline" / "defs" / "syncing.py").read_text()

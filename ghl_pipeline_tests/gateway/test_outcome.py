@@ -79,6 +79,16 @@ def _message(status: str, summary: dict, error: str | None = None) -> str | None
             "Sync failed for 2 projects: A — GHL token revoked; B — x y",
         ),
         ("CANCELED", _summary(0, {}), "Sync was canceled before it finished"),
+        (
+            "CANCELED",
+            _summary(5, {"Acme": _counts(5)}, {}),
+            "Synced 5 new call records; the sync was canceled",
+        ),
+        (
+            "FAILURE",
+            _summary(5, {"Acme": _counts(5)}),
+            f"Synced 5 new call records; the sync then failed: {GENERIC_FAILURE}",
+        ),
         ("STARTED", _summary(0, {}), None),
     ],
     ids=[
@@ -90,6 +100,8 @@ def _message(status: str, summary: dict, error: str | None = None) -> str | None
         "one-failed",
         "all-failed",
         "canceled",
+        "canceled-after-some",
+        "stopped-after-some",
         "running",
     ],
 )
