@@ -9,6 +9,7 @@ so a killed backfill resumes by running the same command again — upserts make 
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -24,10 +25,11 @@ from ghl_pipeline.defs.partitions import (
     PROJECTS_PARTITIONS_NAME,
     all_calls_partitions,
     partition_key,
-    partition_key_problem,
+    project_key,
 )
 from ghl_pipeline.defs.recovery import PartitionSpan, spans_of
-from ghl_pipeline.defs.syncing import ALL_CALLS_KEY
+from ghl_pipeline.defs.syncing import ALL_CALLS_KEY, TAG_SUMMARY
+from ghl_pipeline.runs import dagster_console_level, dagster_instance, failure_reason
 from ghl_pipeline.warehouse.db import get_engine
 from ghl_pipeline.warehouse.projects import list_projects
 from ghl_pipeline.warehouse.schema import upgrade
@@ -70,8 +72,8 @@ class BackfillReport:
         """A human summary, with how to resume when something failed."""
         done = [o for o in self.outcomes if o.ok]
         failed = [o for o in self.outcomes if not o.ok]
-        new = sum(o.counts.get("run_new_records", o.counts.get("new_records", 0)) for o in done)
-        updated = sum(o.counts.get("run_updated_records", o.counts.get("updated_records", 0)) for o in done)
+        new = sum(o.counts.get("new_records", 0) for o in done)
+        updated = sum(o.counts.get("updated_records", 0) for o in done)
         lines = [
             f"Backfill: {len(done)} runs succeeded, {len(failed)} failed, {self.skipped_days} days already "
             f"materialized (skipped), in {self.seconds:.1f} s: {new} new and {updated} updated call records."
@@ -109,11 +111,7 @@ def plan_backfill(
             raise BackfillError(f"--project: {project_name!r} is not an active project")
     if not projects:
         raise BackfillError("there are no active projects")
-    for p in projects:
-        problem = partition_key_problem(p.name)
-        if problem:
-            raise BackfillError(f"project {p.name!r} cannot be a partition key: {problem}")
-    instance.add_dynamic_partitions(PROJECTS_PARTITIONS_NAME, [p.name for p in projects])
+    instance.add_dynamic_partitions(PROJECTS_PARTITIONS_NAME, [project_key(p.name) for p in projects])
 
     days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
     per_project: list[list[PartitionSpan]] = []
@@ -147,17 +145,14 @@ def _run_span(span: PartitionSpan) -> SpanOutcome:
         instance=instance,
         tags={**span.tags(), "ghl/trigger": "backfill"},
         raise_on_error=False,
-        run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}},
+        run_config={"loggers": {"console": {"config": {"log_level": dagster_console_level()}}}},
     )
     elapsed = time.monotonic() - started
     if not result.success:
-        from ghl_pipeline.cli import _failure_reason
-
-        return SpanOutcome(span, False, elapsed, error=_failure_reason(result), run_id=result.run_id)
-    counts: dict[str, int] = {}
-    for event in result.get_asset_materialization_events()[:1]:
-        meta = event.materialization.metadata
-        counts = {k: int(v.value) for k, v in meta.items() if isinstance(v.value, int)}
+        return SpanOutcome(span, False, elapsed, error=failure_reason(result), run_id=result.run_id)
+    run = instance.get_run_by_id(result.run_id)
+    summary = json.loads(run.tags.get(TAG_SUMMARY, "{}")) if run else {}
+    counts = {k: int(summary.get(k, 0)) for k in ("new_records", "updated_records", "rejected_records")}
     return SpanOutcome(span, True, elapsed, counts=counts, run_id=result.run_id)
 
 
@@ -165,8 +160,6 @@ def run_backfill(
     *, first: date, last: date, project_name: str | None, force: bool = False, workers: int = DEFAULT_WORKERS
 ) -> BackfillReport:
     """Plan and run a backfill, printing a progress line per finished run."""
-    from ghl_pipeline.cli import dagster_instance
-
     if workers < 1 or workers > 16:
         raise BackfillError("--workers: must be between 1 and 16")
     started = time.monotonic()
@@ -221,7 +214,5 @@ def _progress_line(n: int, total: int, outcome: SpanOutcome) -> str:
     if not outcome.ok:
         return f"{head}: FAILED after {outcome.seconds:.1f} s: {outcome.error}"
     c = outcome.counts
-    new = c.get("run_new_records", c.get("new_records", 0))
-    updated = c.get("run_updated_records", c.get("updated_records", 0))
-    rejected = c.get("run_rejected_records", c.get("rejected_records", 0))
+    new, updated, rejected = (c.get(k, 0) for k in ("new_records", "updated_records", "rejected_records"))
     return f"{head}: {new} new, {updated} updated, {rejected} rejected in {outcome.seconds:.1f} s"

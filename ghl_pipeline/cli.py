@@ -14,72 +14,13 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
-from ghl_pipeline.config import local_dagster_home
+from ghl_pipeline.runs import RunFailed, run_sync_job
 
 log = logging.getLogger("ghl_pipeline.cli")
 
 
 class CommandError(Exception):
     """A failure the CLI reports as one line and exit status 1."""
-
-
-# --------------------------------------------------------------------------------------------------
-# Dagster plumbing shared by the commands
-
-
-def dagster_instance():
-    """The Dagster instance: ``DAGSTER_HOME`` when set, else ``./.dagster_home`` (created on demand)."""
-    import dagster as dg
-
-    home = local_dagster_home()
-    home.mkdir(parents=True, exist_ok=True)
-    os.environ["DAGSTER_HOME"] = str(home)
-    return dg.DagsterInstance.get()
-
-
-def run_sync_job(
-    *, date_from: str, date_to: str, project_name: str | None, instance=None, tags: dict | None = None
-) -> dict:
-    """Run ``sync_ghl_calls`` in this process and return its summary; raise CommandError on failure."""
-    from ghl_pipeline.definitions import defs
-    from ghl_pipeline.defs.syncing import TAG_SUMMARY
-
-    instance = instance or dagster_instance()
-    job = defs.resolve_job_def("sync_ghl_calls")
-    run_config = {
-        "ops": {
-            "sync_calls": {
-                "config": {"date_from": date_from, "date_to": date_to, "project_name": project_name}
-            }
-        },
-        # Dagster's own step chatter stays quiet on a terminal; our progress lines go to stderr.
-        "loggers": {"console": {"config": {"log_level": "WARNING"}}},
-    }
-    result = job.execute_in_process(
-        run_config=run_config,
-        instance=instance,
-        raise_on_error=False,
-        tags=tags or {"ghl/launched_by": "cli"},
-    )
-    if not result.success:
-        raise CommandError(_failure_reason(result))
-    run = instance.get_run_by_id(result.run_id)
-    summary = json.loads(run.tags[TAG_SUMMARY])
-    summary["run_id"] = result.run_id
-    return summary
-
-
-def _failure_reason(result) -> str:
-    """One line saying why a run failed (the step's Failure description, else the run's message)."""
-    for event in result.all_events:
-        if event.is_step_failure:
-            data = event.step_failure_data
-            if data.user_failure_data is not None and data.user_failure_data.description:
-                return data.user_failure_data.description.splitlines()[0]
-            if data.error is not None:
-                return data.error.message.strip().splitlines()[-1]
-    failure = result.get_run_failure_event()
-    return failure.message if failure is not None else "the run failed"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -250,13 +191,26 @@ def local_today(timezone: str | None) -> date:
     return datetime.now(ZoneInfo(timezone) if timezone else UTC).date()
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its error line kept to one printable line whatever the arguments hold."""
+
+    def error(self, message: str):  # noqa: ANN201 - argparse's signature
+        printable = message.encode("utf-8", "backslashreplace").decode("utf-8")
+        printable = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in printable)
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {printable}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``ghl-pipeline`` argument parser."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="ghl-pipeline",
         description="Keep the dashboard's all_calls table in step with GoHighLevel (through Dagster).",
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser.add_argument(
+        "--verbose", action="store_true", help="show Dagster's run logs and tracebacks on the terminal"
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
     p = sub.add_parser(
         "demo",
@@ -340,16 +294,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     for noisy in ("httpx", "dagster", "alembic", "sqlalchemy", "pgserver"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
+    if args.verbose:
+        os.environ["GHL_PIPELINE_VERBOSE"] = "1"
     try:
         return args.func(args)
-    except CommandError as exc:
+    except (CommandError, RunFailed) as exc:
         print(f"ghl-pipeline {args.command}: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"ghl-pipeline {args.command}: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # noqa: BLE001 - one line for the operator; details with GHL_PIPELINE_DEBUG=1
-        if os.environ.get("GHL_PIPELINE_DEBUG"):
+        if os.environ.get("GHL_PIPELINE_DEBUG") or args.verbose:
             raise
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         print(f"ghl-pipeline {args.command}: {type(exc).__name__}: {reason}", file=sys.stderr)

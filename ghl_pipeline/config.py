@@ -34,3 +34,40 @@ def partitions_start() -> date:
 def local_dagster_home() -> Path:
     """The Dagster home the CLI and demo use when ``DAGSTER_HOME`` is unset: ``./.dagster_home``."""
     return Path(os.environ.get("DAGSTER_HOME") or Path.cwd() / ".dagster_home").resolve()
+
+
+def env_int(name: str, default: int) -> int:
+    """A positive integer setting from the environment; a bad value fails naming the variable."""
+    raw = os.environ.get(name)
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
+    if value <= 0:
+        raise ValueError(f"{name} must be positive, got {value}")
+    return value
+
+
+# Recovery timing (CONTRACT §4: the README names the variables that shorten the intervals).
+
+
+def sensor_interval_seconds(default: int) -> int:
+    """Minimum interval of every recovery sensor (``GHL_SENSOR_INTERVAL_SECONDS``; else each its own)."""
+    return env_int("GHL_SENSOR_INTERVAL_SECONDS", default)
+
+
+def retry_first_delay_seconds() -> int:
+    """Wait before the first retry of a failed partition (``GHL_RETRY_FIRST_DELAY_SECONDS``, 60); doubles."""
+    return env_int("GHL_RETRY_FIRST_DELAY_SECONDS", 60)
+
+
+def heartbeat_seconds() -> int:
+    """How often a running sync says it is alive (``GHL_HEARTBEAT_SECONDS``, default 15)."""
+    return env_int("GHL_HEARTBEAT_SECONDS", 15)
+
+
+def stale_run_seconds() -> int:
+    """A started run silent this long is dead and marked failed (``GHL_STALE_RUN_SECONDS``, default 120)."""
+    return env_int("GHL_STALE_RUN_SECONDS", 120)

@@ -11,14 +11,21 @@ import os
 import sys
 from datetime import timedelta
 
-from ghl_pipeline.cli import dagster_instance, format_summary, local_today, run_sync_job
+from ghl_pipeline.cli import format_summary, local_today
 from ghl_pipeline.ghl.simulator import Faults, GHLSimulator
+from ghl_pipeline.runs import dagster_instance, run_sync_job
 from ghl_pipeline.warehouse.db import database_url, get_engine
 from ghl_pipeline.warehouse.projects import add_project
 from ghl_pipeline.warehouse.schema import upgrade
 
 # The first demo project leaves its time zone unset, to show it being read from the GHL location.
 _CONFIGURED_TIMEZONE = [False, True, True]
+
+
+UI_COMMAND = (
+    ".venv/bin/ghl-pipeline simulator --port 8765 & GHL_API_BASE_URL=http://127.0.0.1:8765 "
+    "DAGSTER_HOME={home} .venv/bin/dagster dev -w workspace.yaml"
+)
 
 
 def _say(text: str) -> None:
@@ -70,13 +77,12 @@ def run_demo(*, days: int = 7) -> int:
             f"{combined['rejected_records']} malformed records were kept in all_calls_rejects with the rule they "
             "broke (`ghl-pipeline status` counts them)."
         )
+    # The UI's runs (and its schedule and sensors) must reach the demo's GHL, never the real one with
+    # the demo's fake tokens: the simulator is deterministic, so serving it again serves the same data.
     print(
-        "\nOpen the Dagster UI on the same data (runs, partitions, materializations):\n"
-        f"  DAGSTER_HOME={instance.root_directory} .venv/bin/dagster dev -w workspace.yaml\n"
-        "To materialize partitions from the UI, serve the simulator too and point the pipeline at it:\n"
-        "  .venv/bin/ghl-pipeline simulator --port 8765 &\n"
-        "  GHL_API_BASE_URL=http://127.0.0.1:8765 "
-        f"DAGSTER_HOME={instance.root_directory} .venv/bin/dagster dev -w workspace.yaml\n"
+        "\nOpen the Dagster UI on the same data (runs, partitions, sensors; the same instance settings as\n"
+        "production, storage aside), with the demo's GHL simulator served for its runs:\n"
+        f"  {UI_COMMAND.format(home=instance.root_directory)}\n"
         f"The calls are in the embedded Postgres: {_redacted(database_url())}"
     )
     return 0

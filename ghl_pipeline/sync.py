@@ -7,6 +7,7 @@ CLI alike. It knows nothing of Dagster: it takes a client and an engine and retu
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -18,7 +19,14 @@ import sqlalchemy as sa
 from ghl_pipeline.calls.mapping import calls_to_frame
 from ghl_pipeline.calls.validation import validate_calls
 from ghl_pipeline.ghl.client import GHLClient
-from ghl_pipeline.ghl.errors import GHLScopeError
+from ghl_pipeline.ghl.errors import (
+    GHLAccessError,
+    GHLAuthError,
+    GHLError,
+    GHLPaginationError,
+    GHLRateLimitBudgetError,
+    GHLScopeError,
+)
 from ghl_pipeline.ghl.models import CallPage, CallRecord, Contact, Location
 from ghl_pipeline.warehouse.contacts import cached_contacts, store_contacts
 from ghl_pipeline.warehouse.projects import Project
@@ -225,3 +233,88 @@ def _rejects_by_date(frame: pd.DataFrame, rejects: pd.DataFrame) -> dict[date, i
     dates = frame.loc[frame["ghl_id"].isin(rejects["ghl_id"].dropna()), ["ghl_id", "call_date"]]
     dates = dates.drop_duplicates("ghl_id").dropna()
     return {_as_date(day): int(n) for day, n in dates["call_date"].value_counts().items()}
+
+
+# --------------------------------------------------------------------------------------------------
+# One project's failure is its own (tenant isolation), and a database blip is not a failure.
+
+# A sync is retried whole after a transient database error (a restart, a dropped connection): the
+# upsert is idempotent and newest-wins, so redoing a window can only complete it. ~1+2+4+8+16+30 s
+# rides out a Postgres restart or a failover without failing a month of work.
+DB_RETRY_WAITS = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectFailure:
+    """Why one project could not be synced: a kind the sensors act on and a reason for a person."""
+
+    kind: str  # auth | ghl_unavailable | bad_data | database | error
+    reason: str
+
+    def as_dict(self) -> dict[str, str]:
+        """The failure as the run summary writes it."""
+        return {"kind": self.kind, "reason": self.reason}
+
+
+def is_transient_db_error(exc: BaseException) -> bool:
+    """A database error that a retry can fix: the connection broke, the server restarted or went away."""
+    if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    if isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError):
+        return not _is_permission_error(exc)
+    import psycopg2  # the driver our URLs name; raw COPY connections raise its errors unwrapped
+
+    return isinstance(exc, psycopg2.OperationalError | psycopg2.InterfaceError)
+
+
+def _is_permission_error(exc: BaseException) -> bool:
+    import psycopg2.errors
+
+    orig = getattr(exc, "orig", exc)
+    return isinstance(orig, psycopg2.errors.InsufficientPrivilege)
+
+
+def _first_line(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    text = str(orig).strip().splitlines()
+    return text[0] if text else type(orig).__name__
+
+
+def classify_failure(exc: BaseException) -> ProjectFailure:
+    """The kind and a one-line reason of a project's failed sync (never a token, never SQL parameters)."""
+    if isinstance(exc, GHLError):
+        if isinstance(exc, GHLAuthError):
+            return ProjectFailure("auth", "GHL token revoked or invalid")
+        if isinstance(exc, GHLScopeError):
+            return ProjectFailure("auth", f"GHL token lacks a scope: {exc.message}")
+        if isinstance(exc, GHLAccessError):
+            return ProjectFailure("auth", f"GHL refused access: {exc.message}")
+        if isinstance(exc, GHLPaginationError):
+            return ProjectFailure("bad_data", f"GHL's export misbehaved: {exc.message}")
+        if isinstance(exc, GHLRateLimitBudgetError):
+            return ProjectFailure("ghl_unavailable", f"GHL's daily request budget is spent: {exc.message}")
+        return ProjectFailure("ghl_unavailable", f"GHL unavailable: {exc.message}")
+    if _is_permission_error(exc):
+        return ProjectFailure("database", f"database permission denied: {_first_line(exc)}")
+    if isinstance(exc, sa.exc.SQLAlchemyError) or is_transient_db_error(exc):
+        return ProjectFailure("database", f"database error: {_first_line(exc)}")
+    if isinstance(exc, ValueError | KeyError | TypeError):
+        return ProjectFailure("bad_data", f"{type(exc).__name__}: {_first_line(exc)}")
+    return ProjectFailure("error", f"{type(exc).__name__}: {_first_line(exc)}")
+
+
+def retrying_db(
+    work: Callable[[], SyncResult], *, label: str, sleep: Callable[[float], None] = time.sleep
+) -> SyncResult:
+    """Run ``work``, again after each transient database error, waiting ``DB_RETRY_WAITS`` in turn."""
+    for wait in (*DB_RETRY_WAITS, None):
+        try:
+            return work()
+        except Exception as exc:
+            if wait is None or not is_transient_db_error(exc):
+                raise
+            log.warning(
+                "%s: database connection lost (%s); retrying in %.0f s", label, _first_line(exc), wait
+            )
+            sleep(wait)
+    raise AssertionError("unreachable")

@@ -1,20 +1,95 @@
-"""The `all_calls` asset: one partition per project per local calendar day."""
+"""The `all_calls` asset: one partition per project per local calendar day.
+
+A run may cover many projects (a backfill rectangle, the recent-calls schedule's one run per tick).
+Each project succeeds or fails on its own: the asset logs a materialization for every partition that
+landed, with that partition's own counts, so Dagster marks exactly those MATERIALIZED; when any project
+failed the run fails at the end, naming each, and only the failed projects' partitions are FAILED.
+Partitions whose day has not begun in the project's zone are skipped (left missing), never synced.
+"""
 
 from collections import defaultdict
-from datetime import date
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
+import sqlalchemy as sa
 
-from ghl_pipeline.defs.partitions import all_calls_partitions, split_partition_key
+from ghl_pipeline.defs.liveness import heartbeat
+from ghl_pipeline.defs.partitions import all_calls_partitions, partition_key, split_partition_key
 from ghl_pipeline.defs.resources import GHLResource, WarehouseResource
 from ghl_pipeline.defs.syncing import (
+    ProjectWork,
+    RunOutcome,
     consecutive_ranges,
     partition_metadata,
     stored_in_window,
     stored_rows,
-    sync_spans,
+    summary_tags,
+    sync_projects,
 )
-from ghl_pipeline.warehouse.projects import get_project
+from ghl_pipeline.sync import ProjectFailure, SyncResult
+from ghl_pipeline.warehouse.projects import Project, get_project
+from ghl_pipeline.warehouse.sync_state import known_timezones
+from ghl_pipeline.windows import zone_info
+
+# A run tagged with this syncs, per project, only its last N local days within the run's partitions:
+# the recent-calls schedule covers every project in one run although their "today"s differ.
+TAG_RECENT_DAYS = "ghl/recent_days"
+
+
+def _now() -> datetime:
+    """The asset's clock (a seam for tests)."""
+    return datetime.now(UTC)
+
+
+@dataclass
+class PartitionPlan:
+    """Which of a run's partitions are synced, and which are skipped and why."""
+
+    work: list[ProjectWork] = field(default_factory=list)
+    days: dict[str, list[date]] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)  # project -> why it was not synced
+    refused: dict[str, str] = field(default_factory=dict)  # project -> why it cannot be (fails the run)
+
+
+def local_today(project: Project, resolved: dict[str, str], now: datetime) -> date:
+    """The project's today: in its configured zone, else the zone GHL last gave, else UTC."""
+    return now.astimezone(zone_info(project.timezone or resolved.get(project.name) or "UTC")).date()
+
+
+def plan_partitions(
+    engine: sa.Engine, keys: Iterable[str], *, now: datetime, recent_days: int | None = None
+) -> PartitionPlan:
+    """Group a run's partition keys by project and drop what must not be synced."""
+    days_by_project: dict[str, list[date]] = defaultdict(list)
+    for key in keys:
+        day, name = split_partition_key(key)
+        days_by_project[name].append(day)
+    resolved = known_timezones(engine)
+    plan = PartitionPlan()
+    several = len(days_by_project) > 1
+    for name, days in days_by_project.items():
+        project = get_project(engine, name)
+        why = (
+            "it is not in the projects table (or lacks a location id or token)"
+            if project is None
+            else ("it is inactive; inactive projects are never synced" if not project.active else None)
+        )
+        if why:
+            # In a run over many projects (a backfill, the schedule) one such project is skipped and
+            # named; a run for that project alone fails, because what was asked cannot be done.
+            (plan.skipped if several else plan.refused)[name] = why
+            continue
+        today = local_today(project, resolved, now)
+        first = today - timedelta(days=recent_days - 1) if recent_days else date.min
+        wanted = sorted(d for d in set(days) if first <= d <= today)
+        if not wanted:
+            plan.skipped[name] = "none of its days in this run has begun in its time zone"
+            continue
+        plan.days[name] = wanted
+        plan.work.append(ProjectWork(project, consecutive_ranges(wanted)))
+    return plan
 
 
 @dg.asset(
@@ -24,6 +99,8 @@ from ghl_pipeline.warehouse.projects import get_project
     # Backfills run one run per project per ≤31 days: one GHL export pass per run, and Dagster's
     # per-run overhead (a few seconds) stays small next to a month of calls.
     backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=31),
+    # Materializations are logged per partition (exact counts each); none is implied by a return.
+    output_required=False,
     kinds={"postgres"},
     check_specs=[
         dg.AssetCheckSpec(
@@ -39,82 +116,67 @@ from ghl_pipeline.warehouse.projects import get_project
 )
 def all_calls(
     context: dg.AssetExecutionContext, ghl: GHLResource, warehouse: WarehouseResource
-) -> dg.MaterializeResult:
-    """Sync the partitions of this run from GHL into ``all_calls``."""
-    days_by_project: dict[str, list[date]] = defaultdict(list)
-    for key in context.partition_keys:
-        day, project_name = split_partition_key(key)
-        days_by_project[project_name].append(day)
-
-    engine = warehouse.engine()
-    per_partition: dict[str, dict[str, int]] = {}
-    run_totals = {"fetched": 0, "new_records": 0, "updated_records": 0, "rejected_records": 0}
-    requests = 0
-    reconciliation: dict[str, dict[str, int]] = {}
-    for project_name, days in days_by_project.items():
-        project = get_project(engine, project_name)
-        if project is None:
-            raise dg.Failure(f"project {project_name!r} is not in the projects table")
-        if not project.active:
-            raise dg.Failure(f"project {project_name!r} is inactive; inactive projects are never synced")
-        result = sync_spans(
-            context.op_execution_context,
-            engine=engine,
-            ghl=ghl,
-            project=project,
-            spans=consecutive_ranges(days),
+) -> Iterator[dg.AssetCheckResult]:
+    """Sync the partitions of this run from GHL into ``all_calls``, each project on its own."""
+    recent = context.run.tags.get(TAG_RECENT_DAYS)
+    with heartbeat(context):
+        engine = warehouse.engine()
+        plan = plan_partitions(
+            engine, context.partition_keys, now=_now(), recent_days=int(recent) if recent else None
         )
-        requests += result.requests
-        if result.ghl_total is not None:
-            reconciliation[project_name] = {
-                "ghl_total": result.ghl_total,
-                "stored": stored_in_window(engine, project_name, result.window_start, result.window_end),
-                "rejected": result.totals.rejected,
-            }
-        rows = stored_rows(engine, project_name, days)
-        for day in days:
-            meta = partition_metadata(result.by_date[day], rows[day])
-            per_partition[str(dg.MultiPartitionKey({"date": day.isoformat(), "project": project_name}))] = (
-                meta
-            )
-        for name, value in result.totals.as_dict().items():
-            if name in run_totals:
-                run_totals[name] += value
+        for name, why in sorted(plan.skipped.items()):
+            context.log.warning(f"skipping {name!r}: {why}")
+        single = len(context.partition_keys) == 1
 
-    check = _reconciliation_result(reconciliation)
-    if len(per_partition) == 1:
-        (meta,) = per_partition.values()
-        return dg.MaterializeResult(metadata={**meta, "ghl_requests": requests}, check_results=[check])
+        def report(result: SyncResult) -> None:
+            days = plan.days[result.project_name]
+            rows = stored_rows(engine, result.project_name, days)
+            for day in days:
+                meta = partition_metadata(result.by_date[day], rows[day])
+                if single:
+                    meta["ghl_requests"] = result.requests
+                context.log_event(
+                    dg.AssetMaterialization(
+                        asset_key=context.asset_key,
+                        partition=str(partition_key(day, result.project_name)),
+                        metadata=meta,
+                    )
+                )
 
-    # In a ranged run Dagster copies the result's metadata onto every partition, so the exact
-    # per-partition counts go out as one observation per partition, and the materialization carries
-    # run totals under names that say so.
-    for key, meta in per_partition.items():
-        context.log_event(dg.AssetObservation(asset_key=context.asset_key, partition=key, metadata=meta))
-    return dg.MaterializeResult(
-        metadata={
-            "partitions_in_run": len(per_partition),
-            **{f"run_{name}": value for name, value in run_totals.items()},
-            "ghl_requests": requests,
-        },
-        check_results=[check],
-    )
+        outcome = sync_projects(
+            context.op_execution_context, engine=engine, ghl=ghl, work=plan.work, on_result=report
+        )
+        for name, why in plan.refused.items():
+            outcome.failures[name] = ProjectFailure("refused", why)
+        context.instance.add_run_tags(context.run_id, summary_tags(outcome.results, outcome.failures))
+        yield _reconciliation_result(engine, outcome)
+    if outcome.failures:
+        raise dg.Failure(
+            description=outcome.failure_description(),
+            metadata={"failed_projects": {n: f.as_dict() for n, f in outcome.failures.items()}},
+            allow_retries=False,
+        )
 
 
-def _reconciliation_result(by_project: dict[str, dict[str, int]]) -> dg.AssetCheckResult:
+def _reconciliation_result(engine: sa.Engine, outcome: RunOutcome) -> dg.AssetCheckResult:
     """Passed when, per project, stored + rejected rows of the synced window equal GHL's export total.
 
     A window's rows can only exceed GHL's total if GHL deleted calls after we stored them; fewer means a
     call was lost on the way. Either way the figures are in the metadata.
     """
-    off = {
-        name: figures
-        for name, figures in by_project.items()
-        if figures["stored"] + figures["rejected"] != figures["ghl_total"]
+    by_project = {
+        name: {
+            "ghl_total": r.ghl_total,
+            "stored": stored_in_window(engine, name, r.window_start, r.window_end),
+            "rejected": r.totals.rejected,
+        }
+        for name, r in sorted(outcome.results.items())
+        if r.ghl_total is not None
     }
+    off = sorted(name for name, f in by_project.items() if f["stored"] + f["rejected"] != f["ghl_total"])
     return dg.AssetCheckResult(
         check_name="reconciled_with_ghl",
         passed=not off,
         severity=dg.AssetCheckSeverity.WARN,
-        metadata={"projects": by_project, "mismatched": sorted(off)},
+        metadata={"projects": by_project, "mismatched": off},
     )

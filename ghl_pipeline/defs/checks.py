@@ -33,7 +33,7 @@ def freshness_hours() -> float:
 )
 def every_active_project_fresh(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     """Every active project synced within the freshness limit."""
-    engine = warehouse.engine()
+    engine = warehouse.read_engine()  # a check never changes the schema
     limit = timedelta(hours=freshness_hours())
     now = datetime.now(UTC)
     synced = last_synced(engine)

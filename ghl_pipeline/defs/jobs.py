@@ -1,13 +1,15 @@
 """The dashboard's on-demand job, ``sync_ghl_calls`` (CONTRACT §4), and the asset job."""
 
 import dagster as dg
+import psycopg2.errors
 import sqlalchemy as sa
 
 from ghl_pipeline.defs.assets import all_calls
 from ghl_pipeline.defs.checks import every_active_project_fresh
-from ghl_pipeline.defs.partitions import PROJECTS_PARTITIONS_NAME, all_calls_partitions, partition_key_problem
+from ghl_pipeline.defs.liveness import heartbeat
+from ghl_pipeline.defs.partitions import PROJECTS_PARTITIONS_NAME, all_calls_partitions, project_key
 from ghl_pipeline.defs.resources import GHLResource, WarehouseResource
-from ghl_pipeline.defs.syncing import log_partition_materializations, summary_tags, sync_spans
+from ghl_pipeline.defs.syncing import ProjectWork, log_partition_materializations, summary_tags, sync_projects
 from ghl_pipeline.sync import SyncResult
 from ghl_pipeline.warehouse.projects import Project, list_projects
 from ghl_pipeline.windows import DayRange, SyncConfigError, SyncRequest, parse_sync_request
@@ -25,8 +27,13 @@ def _projects_for(engine: sa.Engine, request: SyncRequest) -> list[Project]:
     """The active projects a request covers; a bad project name fails here, before anything is written."""
     try:
         active = list_projects(engine, active_only=True)
-    except sa.exc.ProgrammingError:  # no projects table yet: nothing is active
-        active = []
+    except sa.exc.ProgrammingError as exc:
+        if not isinstance(exc.orig, psycopg2.errors.UndefinedTable):
+            # A permission error (or any other) is the real cause: say it, not "no such project".
+            raise SyncConfigError(
+                f"project_name: cannot read the projects table: {_first_line(exc)}"
+            ) from None
+        active = []  # no projects table yet: nothing is active
     if request.project_name is None:
         if not active:
             raise SyncConfigError("project_name: there are no active projects to sync")
@@ -37,6 +44,11 @@ def _projects_for(engine: sa.Engine, request: SyncRequest) -> list[Project]:
     raise SyncConfigError(f"project_name: {request.project_name!r} is not an active project")
 
 
+def _first_line(exc: sa.exc.DBAPIError) -> str:
+    lines = str(exc.orig).strip().splitlines()
+    return lines[0] if lines else type(exc.orig).__name__
+
+
 @dg.op(name="sync_calls", tags={"kind": "ghl"})
 def sync_calls(
     context: dg.OpExecutionContext,
@@ -44,34 +56,47 @@ def sync_calls(
     ghl: GHLResource,
     warehouse: WarehouseResource,
 ) -> None:
-    """Sync the requested days (or window) of one or every active project into ``all_calls``."""
+    """Sync the requested days (or window) of one or every active project into ``all_calls``.
+
+    Each project succeeds or fails on its own (several at once); the run's summary tags count what
+    landed and name each failed project, and the run fails at the end when any project did.
+    """
     try:
         request = parse_sync_request(config.date_from, config.date_to, config.project_name)
         projects = _projects_for(warehouse.read_engine(), request)
     except SyncConfigError as exc:
         raise dg.Failure(description=f"Invalid sync_ghl_calls config: {exc}", allow_retries=False) from None
 
-    engine = warehouse.engine()
-    keyable = [p.name for p in projects if partition_key_problem(p.name) is None]
-    if keyable:  # so the UI and the sensors see this sync even before the projects sensor's next tick
-        context.instance.add_dynamic_partitions(PROJECTS_PARTITIONS_NAME, keyable)
+    with heartbeat(context):
+        engine = warehouse.engine()
+        # So the UI and the sensors see this sync even before the projects sensor's next tick.
+        context.instance.add_dynamic_partitions(
+            PROJECTS_PARTITIONS_NAME, [project_key(p.name) for p in projects]
+        )
 
-    results: dict[str, SyncResult] = {}
-    try:
-        for project in projects:
-            result = sync_spans(context, engine=engine, ghl=ghl, project=project, spans=[request.span])
-            results[project.name] = result
+        def report(result: SyncResult) -> None:
             covered = (
                 request.span.days()
                 if isinstance(request.span, DayRange)
                 else request.span.days(result.timezone)
             )
             log_partition_materializations(context, engine=engine, result=result, days=covered)
-            context.log.info(f"{project.name}: {result.totals.as_dict()} in {result.requests} GHL requests")
-    finally:
+
+        outcome = sync_projects(
+            context,
+            engine=engine,
+            ghl=ghl,
+            work=[ProjectWork(p, [request.span]) for p in projects],
+            on_result=report,
+        )
         # The run summary, counted once from the sync results: what the dashboard and the gateway read.
-        # Written even when a later project fails, so what did land is on record.
-        context.instance.add_run_tags(context.run_id, summary_tags(results))
+        context.instance.add_run_tags(context.run_id, summary_tags(outcome.results, outcome.failures))
+    if outcome.failures:
+        raise dg.Failure(
+            description=outcome.failure_description(),
+            metadata={"failed_projects": {n: f.as_dict() for n, f in outcome.failures.items()}},
+            allow_retries=False,
+        )
 
 
 @dg.job(

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 import dagster as dg
 import sqlalchemy as sa
 
-from ghl_pipeline.defs.partitions import date_partitions, partition_key, partition_key_problem
+from ghl_pipeline.config import env_int
+from ghl_pipeline.defs.partitions import date_partitions, partition_key
 from ghl_pipeline.defs.resources import GHLResource
-from ghl_pipeline.ghl.errors import GHLAccessError, GHLError
-from ghl_pipeline.sync import Counts, SyncResult, sync_project
+from ghl_pipeline.sync import Counts, ProjectFailure, SyncResult, classify_failure, retrying_db, sync_project
 from ghl_pipeline.warehouse.projects import Project
 from ghl_pipeline.windows import DayRange, ExactWindow
 
@@ -23,8 +25,9 @@ TAG_NEW = "ghl/new_records"
 TAG_UPDATED = "ghl/updated_records"
 TAG_REJECTED = "ghl/rejected_records"
 TAG_SUMMARY = "ghl/summary"
-TAG_FAILURE_KIND = "ghl/failure_kind"  # "auth" for a revoked token or a missing scope: never retried blindly
-TAG_FAILED_PROJECT = "ghl/failed_project"
+# "auth" when a project of the run failed on its token (revoked, missing scope): never retried blindly.
+TAG_FAILURE_KIND = "ghl/failure_kind"
+TAG_FAILED_PROJECTS = "ghl/failed_projects"  # JSON {project name: failure kind}
 
 
 def consecutive_ranges(days: Iterable[date]) -> list[DayRange]:
@@ -38,44 +41,89 @@ def consecutive_ranges(days: Iterable[date]) -> list[DayRange]:
     return ranges
 
 
-def sync_spans(
+@dataclass
+class ProjectWork:
+    """One project's share of a run: the spans to sync."""
+
+    project: Project
+    spans: list[DayRange | ExactWindow]
+
+
+@dataclass
+class RunOutcome:
+    """What a run did per project: results of those that synced, failures of those that did not."""
+
+    results: dict[str, SyncResult] = field(default_factory=dict)
+    failures: dict[str, ProjectFailure] = field(default_factory=dict)
+
+    def failure_description(self) -> str:
+        """One line naming every failed project and its reason (the run's failure message)."""
+        n = len(self.failures)
+        named = "; ".join(f"{name} — {f.reason}" for name, f in sorted(self.failures.items()))
+        return f"{n} project{'s' if n != 1 else ''} failed: {named}"
+
+
+def project_workers() -> int:
+    """Projects synced at once inside one run (``GHL_PROJECT_WORKERS``, default 4)."""
+    return env_int("GHL_PROJECT_WORKERS", 4)
+
+
+def _sync_one(engine: sa.Engine, ghl: GHLResource, work: ProjectWork) -> SyncResult:
+    merged: SyncResult | None = None
+    with ghl.client_for(work.project, engine=engine) as client:
+        for span in work.spans:
+            result = retrying_db(
+                lambda span=span: sync_project(engine=engine, client=client, project=work.project, span=span),
+                label=work.project.name,
+            )
+            merged = result if merged is None else _merge(merged, result)
+        assert merged is not None, "a project's work needs at least one span"
+        merged.requests = client.request_count
+    return merged
+
+
+def sync_projects(
     context: dg.OpExecutionContext,
     *,
     engine: sa.Engine,
     ghl: GHLResource,
-    project: Project,
-    spans: Iterable[DayRange | ExactWindow],
-) -> SyncResult:
-    """Sync ``project`` over ``spans`` and merge the results; on a GHL error, tag the run and fail."""
-    merged: SyncResult | None = None
-    with ghl.client_for(project, engine=engine) as client:
-        try:
-            for span in spans:
-                result = sync_project(engine=engine, client=client, project=project, span=span)
-                merged = result if merged is None else _merge(merged, result)
-        except GHLAccessError as exc:
-            # A revoked token or a missing scope will fail the same way on every retry: say so on
-            # the run, where the UI and the failure sensor see it, instead of retrying blindly.
-            context.instance.add_run_tags(
-                context.run_id, {TAG_FAILURE_KIND: "auth", TAG_FAILED_PROJECT: project.name}
-            )
-            raise dg.Failure(
-                description=f"GHL refused access for project {project.name!r}: {exc}",
-                metadata={"project": project.name, "failure_kind": "auth"},
-                allow_retries=False,
-            ) from None
-        except GHLError as exc:
-            context.instance.add_run_tags(
-                context.run_id, {TAG_FAILURE_KIND: "ghl", TAG_FAILED_PROJECT: project.name}
-            )
-            raise dg.Failure(
-                description=f"GHL sync failed for project {project.name!r}: {exc}",
-                metadata={"project": project.name, "failure_kind": "ghl"},
-            ) from None
-        if merged is not None:
-            merged.requests = client.request_count
-    assert merged is not None, "sync_spans needs at least one span"
-    return merged
+    work: Sequence[ProjectWork],
+    on_result: Callable[[SyncResult], None] = lambda result: None,
+) -> RunOutcome:
+    """Sync each project's spans, several projects at once; each succeeds or fails on its own.
+
+    Every location has its own GHL budget, so projects run in parallel (bounded by
+    ``GHL_PROJECT_WORKERS``). A project's failure is classified and recorded, never raised: the
+    other projects go on. ``on_result`` runs in this (the op's) thread for each project that synced,
+    as soon as it has, so what landed is reported even when a later project fails.
+    """
+    outcome = RunOutcome()
+    workers = max(1, min(project_workers(), len(work)))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ghl-project") as pool:
+        futures = {pool.submit(_sync_one, engine, ghl, item): item.project for item in work}
+        for future in as_completed(futures):
+            project = futures[future]
+            try:
+                result = future.result()
+            except Exception as exc:
+                failure = classify_failure(exc)
+                outcome.failures[project.name] = failure
+                context.log.error(f"{project.name}: {failure.reason}")
+                continue
+            outcome.results[project.name] = result
+            context.log.info(f"{project.name}: {result.totals.as_dict()} in {result.requests} GHL requests")
+            on_result(result)
+    if outcome.failures:
+        context.instance.add_run_tags(context.run_id, failure_tags(outcome.failures))
+    return outcome
+
+
+def failure_tags(failures: Mapping[str, ProjectFailure]) -> dict[str, str]:
+    """Tags naming a run's failed projects and their kinds (read by the failed-partitions sensor)."""
+    tags = {TAG_FAILED_PROJECTS: json.dumps({n: f.kind for n, f in sorted(failures.items())})}
+    if any(f.kind == "auth" for f in failures.values()):
+        tags[TAG_FAILURE_KIND] = "auth"  # an instance-side filter for the sensors: never retried blindly
+    return tags
 
 
 def _merge(a: SyncResult, b: SyncResult) -> SyncResult:
@@ -133,8 +181,6 @@ def log_partition_materializations(
 
     Days outside the ``date`` partitions (before their start) are synced but have no partition to show.
     """
-    if partition_key_problem(result.project_name) is not None:
-        return 0
     existing = set(date_partitions.get_partition_keys())
     days = [d for d in days if d.isoformat() in existing]
     rows = stored_rows(engine, result.project_name, days)
@@ -149,8 +195,13 @@ def log_partition_materializations(
     return len(days)
 
 
-def summary_tags(results: Mapping[str, SyncResult]) -> dict[str, str]:
-    """The run summary as tags: counted once per run from the sync results, never from metadata copies."""
+def summary_tags(
+    results: Mapping[str, SyncResult], failures: Mapping[str, ProjectFailure] | None = None
+) -> dict[str, str]:
+    """The run summary as tags: counted once per run from the sync results, never from metadata copies.
+
+    ``failed_projects`` names each project that failed with its kind and reason (CONTRACT §4).
+    """
     totals = Counts()
     projects = {}
     for name, result in results.items():
@@ -167,6 +218,7 @@ def summary_tags(results: Mapping[str, SyncResult]) -> dict[str, str]:
         "updated_records": totals.updated,
         "rejected_records": totals.rejected,
         "projects": projects,
+        "failed_projects": {name: f.as_dict() for name, f in sorted((failures or {}).items())},
     }
     return {
         TAG_NEW: str(totals.new),

@@ -6,7 +6,7 @@ import dagster as dg
 import sqlalchemy as sa
 
 from ghl_pipeline.definitions import defs
-from ghl_pipeline.defs.partitions import partition_key
+from ghl_pipeline.defs.partitions import partition_key, split_partition_key
 from ghl_pipeline_tests.defs.conftest import ACME, GLOBEX, TODAY, local_window, stored_ids
 
 DAY = TODAY - timedelta(days=3)
@@ -64,17 +64,16 @@ def test_ranged_run_reports_each_partition_once(engine, simulator, instance, res
     truth = {m["id"] for m in simulator.ground_truth(GLOBEX.location_id, start, end)}
     assert stored_ids(engine, GLOBEX.name) == truth
 
-    observations = [
-        e.asset_observation_data.asset_observation
-        for e in result.all_events
-        if e.event_type_value == "ASSET_OBSERVATION"
-    ]
-    per_partition = {o.partition: o.metadata["new_records"].value for o in observations}
-    assert len(per_partition) == 3
-    assert sum(per_partition.values()) == len(truth)  # exact per partition, not a copied total
+    # One materialization per partition, each with its own counts (not a run total copied onto each).
     mats = result.asset_materializations_for_node("all_calls")
-    assert {m.partition for m in mats} == set(per_partition)
-    assert mats[0].metadata["run_new_records"].value == len(truth)
+    per_partition = {m.partition: m.metadata["new_records"].value for m in mats}
+    assert len(mats) == len(per_partition) == 3
+    assert sum(per_partition.values()) == len(truth)
+    for mat in mats:
+        day, _ = split_partition_key(mat.partition)
+        assert mat.metadata["dagster/row_count"].value == len(
+            {m["id"] for m in simulator.ground_truth(GLOBEX.location_id, *local_window(day, GLOBEX.timezone))}
+        )
 
     status = instance.get_status_by_partition(
         dg.AssetKey("all_calls"), list(per_partition), defs.resolve_assets_def("all_calls").partitions_def

@@ -1,11 +1,11 @@
-"""The repo's dagster.yaml: Postgres instance storage from the environment, runs launched at once."""
+"""The repo's dagster.yaml: Postgres storage from the environment; the local home gets the same settings."""
 
 import shutil
 from datetime import timedelta
 
 import dagster as dg
 import pytest
-from dagster._core.run_coordinator import DefaultRunCoordinator
+import yaml
 
 from ghl_pipeline.definitions import defs
 from ghl_pipeline_tests.defs.conftest import TODAY
@@ -27,7 +27,7 @@ def test_dagster_yaml_stores_runs_in_postgres(postgres_instance, projects, resou
 
     assert isinstance(postgres_instance.run_storage, PostgresRunStorage)
     assert isinstance(postgres_instance.event_log_storage, PostgresEventLogStorage)
-    assert isinstance(postgres_instance.run_coordinator, DefaultRunCoordinator)
+    assert postgres_instance.run_monitoring_enabled
 
     day = (TODAY - timedelta(days=3)).isoformat()
     result = defs.resolve_job_def("sync_ghl_calls").execute_in_process(
@@ -46,3 +46,30 @@ def test_dagster_yaml_without_its_env_var_names_it(tmp_path, monkeypatch):
     monkeypatch.delenv("DAGSTER_PG_URL", raising=False)
     with pytest.raises(Exception, match="DAGSTER_PG_URL"):
         dg.DagsterInstance.from_config(str(home))
+
+
+def test_local_home_carries_the_production_settings_storage_aside(tmp_path, monkeypatch):
+    from ghl_pipeline.runs import INSTANCE_SETTINGS, dagster_instance
+
+    production = yaml.safe_load((REPO_ROOT / "dagster.yaml").read_text())
+    assert production.pop("storage")
+    assert production == yaml.safe_load(INSTANCE_SETTINGS.read_text())
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    instance = dagster_instance()  # what the demo and the CLI use: ./.dagster_home
+    try:
+        local = yaml.safe_load((tmp_path / ".dagster_home" / "dagster.yaml").read_text())
+        assert local == production
+        assert instance.run_monitoring_enabled
+    finally:
+        instance.dispose()
+
+
+def test_an_operators_own_dagster_yaml_is_left_alone(tmp_path, monkeypatch):
+    from ghl_pipeline.runs import write_local_instance_settings
+
+    mine = "telemetry:\n  enabled: true\n"
+    (tmp_path / "dagster.yaml").write_text(mine)
+    write_local_instance_settings(tmp_path)
+    assert (tmp_path / "dagster.yaml").read_text() == mine

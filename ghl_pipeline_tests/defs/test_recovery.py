@@ -51,9 +51,12 @@ def test_projects_sensor_adds_new_active_projects_and_never_deletes(engine, proj
 
         add_project(engine, name="Initech HVAC", location_id="initech01", api_key="pit-x-secret")
         set_project_active(engine, GLOBEX.name, False)
-        add_project(engine, name="Bad|Name", location_id="bad01", api_key="pit-y-secret")
+        add_project(engine, name="Smith & Sons, LLC", location_id="smith01", api_key="pit-y-secret")
         after = projects_sensor(_ctx(instance, resources))
-        assert [list(r.partition_keys) for r in after.dynamic_partitions_requests] == [["Initech HVAC"]]
+        # Every name gets a partition: the comma Dagster reserves is encoded, reversibly.
+        assert [list(r.partition_keys) for r in after.dynamic_partitions_requests] == [
+            ["Initech HVAC", "Smith & Sons%2C LLC"]
+        ]
         assert all(isinstance(r, dg.AddDynamicPartitionsRequest) for r in after.dynamic_partitions_requests)
 
 
@@ -163,14 +166,81 @@ def test_nothing_missing_means_no_runs(instance, resources, monkeypatch):
 # ------------------------------------------------------------------------------ recent_calls_schedule
 
 
-def test_schedule_resyncs_today_and_yesterday_of_active_projects(engine, instance, resources):
+def test_schedule_resyncs_every_project_in_one_run(engine, instance, resources):
     set_project_active(engine, GLOBEX.name, False)
     context = dg.build_schedule_context(
         instance=instance,
         resources={"warehouse": resources["warehouse"]},
         scheduled_execution_time=datetime(2026, 12, 1, 3, 15, tzinfo=UTC),
     )
-    (request,) = recent_calls_schedule(context)
-    # 03:15 UTC is still 2026-11-30 in Chicago.
+    request = recent_calls_schedule(context)
+    # One run whatever the project count: the rectangle of every registered project over the days in
+    # play (03:15 UTC is still 2026-11-30 in Chicago); the asset keeps each project to its own two days.
     assert request.tags["dagster/asset_partition_range_start"] == "2026-11-29|Acme Roofing"
-    assert request.tags["dagster/asset_partition_range_end"] == "2026-11-30|Acme Roofing"
+    assert request.tags["dagster/asset_partition_range_end"] == "2026-11-30|Globex Solar"
+    assert request.tags["ghl/recent_days"] == "2"
+
+
+# ------------------------------------------------------------------------------ what the daemon checks
+
+
+def test_every_sensor_passes_the_daemons_target_check_with_work_to_do(
+    engine, instance, failing_resources, resources, monkeypatch
+):
+    """``evaluate_tick`` is what the daemon calls: a RunRequest from a sensor without a target fails there."""
+    from ghl_pipeline.defs.recovery import dead_runs_sensor
+
+    failed = _materialize(
+        instance, failing_resources, str(partition_key(TODAY - timedelta(days=2), ACME.name))
+    )
+    assert not failed.success
+    monkeypatch.setattr(recovery, "_now", lambda: datetime.now(UTC) + timedelta(hours=2))
+    add_project(engine, name="Smith & Sons, LLC", location_id="smith01", api_key="pit-y-secret")
+    for sensor in (projects_sensor, failed_partitions_sensor, missing_days_sensor, dead_runs_sensor):
+        data = sensor.evaluate_tick(_ctx(instance, resources))
+        assert data.run_requests or data.skip_message or data.dynamic_partitions_requests, sensor.name
+        if sensor in (failed_partitions_sensor, missing_days_sensor):
+            assert data.run_requests, sensor.name  # there was work, and the daemon would accept it
+            assert {r.job_name for r in data.run_requests} <= {None, "refresh_all_calls"}
+
+
+# ------------------------------------------------------------------------------ dead_runs_sensor
+
+
+def test_a_started_run_that_stopped_beating_is_marked_failed_and_then_retried(
+    instance, resources, monkeypatch
+):
+    import time
+
+    from ghl_pipeline.defs.liveness import TAG_HEARTBEAT
+    from ghl_pipeline.defs.recovery import dead_runs_sensor
+
+    key = str(partition_key(TODAY - timedelta(days=2), ACME.name))
+    job = defs.resolve_job_def("refresh_all_calls")
+    # A run whose worker was killed mid-sync: STARTED, its partition IN_PROGRESS, its heartbeat old.
+    dead = instance.create_run_for_job(
+        job, tags={"dagster/partition": key, TAG_HEARTBEAT: f"{time.time() - 600:.0f}"}
+    )
+    alive = instance.create_run_for_job(
+        job,
+        tags={
+            "dagster/partition": str(partition_key(TODAY - timedelta(days=3), ACME.name)),
+            TAG_HEARTBEAT: f"{time.time():.0f}",
+        },
+    )
+    for run in (dead, alive):
+        instance.handle_run_event(
+            run.run_id,
+            dg.DagsterEvent(event_type_value="PIPELINE_START", job_name=run.job_name, message="started"),
+        )
+    assert instance.get_run_by_id(dead.run_id).status == dg.DagsterRunStatus.STARTED
+
+    result = dead_runs_sensor.evaluate_tick(_ctx(instance, resources))
+    assert dead.run_id[:8] in result.skip_message
+    assert instance.get_run_by_id(dead.run_id).status == dg.DagsterRunStatus.FAILURE
+    assert instance.get_run_by_id(alive.run_id).status == dg.DagsterRunStatus.STARTED
+
+    # The retry sensor then sees the dead run's partition and asks for it again.
+    monkeypatch.setattr(recovery, "_now", lambda: datetime.now(UTC) + timedelta(minutes=5))
+    retry = failed_partitions_sensor.evaluate_tick(_ctx(instance, resources))
+    assert [r.tags.get("dagster/partition") for r in retry.run_requests] == [key]

@@ -124,8 +124,44 @@ def test_revoked_token_fails_naming_project_and_never_leaks_it(engine, simulator
     assert "Acme Roofing" in message
     run = instance.get_run_by_id(result.run_id)
     assert run.tags["ghl/failure_kind"] == "auth"
-    assert run.tags["ghl/failed_project"] == ACME.name
+    assert json.loads(run.tags["ghl/failed_projects"]) == {ACME.name: "auth"}
     assert len(simulator.requests) == 1  # no retries of a 401
     logs = "\n".join(str(e) for e in instance.all_logs(result.run_id))
     for token in TOKENS:
         assert token not in logs and token not in str(run.tags) and token not in str(run.run_config)
+
+
+def test_a_role_without_grants_is_told_so_not_that_the_project_is_unknown(
+    engine, db_url, simulator, instance
+):
+    """A database permission error names itself; it is never mistaken for "not an active project"."""
+    from sqlalchemy.engine import make_url
+
+    from ghl_pipeline.defs.resources import GHLResource, WarehouseResource
+    from ghl_pipeline.ghl.ratelimit import InMemoryRateLimiter
+
+    role = f"no_grants_{abs(hash(db_url)) % 10**8}"
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"DROP ROLE IF EXISTS {role}")
+        conn.exec_driver_sql(f"CREATE ROLE {role} LOGIN PASSWORD 'pw'")
+    try:
+        url = make_url(db_url).set(username=role, password="pw").render_as_string(hide_password=False)
+        resources = {
+            "ghl": dg.ResourceDefinition.hardcoded_resource(
+                GHLResource.with_transport(simulator.transport(), limiter=InMemoryRateLimiter())
+            ),
+            "warehouse": WarehouseResource(database_url=url),
+        }
+        day = TODAY.isoformat()
+        result = _sync(instance, resources, date_from=day, date_to=day, project_name=ACME.name)
+        assert not result.success
+        reason = _failure(result)
+        assert "project_name: cannot read the projects table: permission denied for table projects" in reason
+        assert simulator.requests == []
+    finally:
+        from ghl_pipeline.warehouse.db import dispose_engines
+
+        dispose_engines()
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f"DROP OWNED BY {role}")
+            conn.exec_driver_sql(f"DROP ROLE {role}")

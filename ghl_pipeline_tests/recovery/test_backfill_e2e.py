@@ -41,7 +41,7 @@ from ghl_pipeline_tests.recovery.helpers import (
 )
 
 TODAY = datetime.now(UTC).date()
-# Two months, ending on a day already over in every zone below (west of or on UTC).
+# Two months, ending on a day already over in every zone below.
 FIRST, LAST = TODAY - timedelta(days=61), TODAY - timedelta(days=2)
 LOCATIONS = [
     SimLocation(
@@ -56,8 +56,9 @@ LOCATIONS = [
     )
     for i, (name, tz, per_day) in enumerate(
         [
-            ("Acme Roofing", "America/Chicago", 8),
-            ("Globex Solar", "UTC", 5),
+            # Names Dagster reserves characters of (encoded in partition keys) and the zone furthest ahead.
+            ("Smith & Sons, LLC", "America/Chicago", 8),
+            ('Line "Islands" [Pacific] | 24/7', "Pacific/Kiritimati", 5),
             # 18 a day: a month is two export pages, so the expired cursor is met and survived.
             ("Initech HVAC", "America/Los_Angeles", 18),
         ]
