@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-FAILURE_KINDS = frozenset({"auth", "ghl_unavailable", "bad_data", "database", "error"})
+FAILURE_KINDS = frozenset({"auth", "ghl_unavailable", "bad_data", "database", "refused", "error"})
 MAX_REASON = 200
 GENERIC_FAILURE = "the sync stopped unexpectedly; an operator can see why in the Dagster UI"
 

@@ -183,3 +183,23 @@ def test_failure_without_summary_is_worded_for_a_person(client, fake):
     answer = client.get(f"/sync/{run_id}", headers=AUTH).json()
     assert answer["message"] == f"Sync failed: {GENERIC_FAILURE}"
     assert "sync_ghl_calls" not in json.dumps(answer) and "dagster." not in json.dumps(answer)
+
+
+def test_every_kind_the_run_side_writes_is_kept():
+    summary = _summary(
+        0,
+        {},
+        {
+            name: {"kind": kind, "reason": "r"}
+            for name, kind in [
+                ("A", "auth"),
+                ("B", "ghl_unavailable"),
+                ("C", "bad_data"),
+                ("D", "database"),
+                ("E", "refused"),
+                ("F", "error"),
+            ]
+        },
+    )
+    kinds = [f.kind for f in failed_projects(summary)]
+    assert kinds == ["auth", "ghl_unavailable", "bad_data", "database", "refused", "error"]

@@ -26,7 +26,7 @@ export interface ProjectCounts {
 
 export interface FailedProject {
   name: string;
-  kind: "auth" | "ghl_unavailable" | "bad_data" | "database" | "error";
+  kind: "auth" | "ghl_unavailable" | "bad_data" | "database" | "refused" | "error";
   /** One line for a person, e.g. "GHL token revoked". */
   reason: string;
 }
