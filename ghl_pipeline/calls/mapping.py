@@ -28,6 +28,8 @@ ALL_CALLS_COLUMNS: tuple[str, ...] = (
     "lead_name",
     "phone_number",
     "direction",
+    "from_number",
+    "to_number",
     "call_status",
     "duration_seconds",
     "agent_name",
@@ -126,6 +128,7 @@ def calls_to_frame(
     calls = list(calls)
     ids, locations, conversations, contact_ids, user_ids = [], [], [], [], []
     lead_names, phones, directions, statuses, durations, agents, types = [], [], [], [], [], [], []
+    from_numbers, to_numbers = [], []
     starts, updates, raws, problems = [], [], [], []
     for call in calls:
         contact = contacts.get(call.contact_id) if call.contact_id else None
@@ -140,6 +143,9 @@ def calls_to_frame(
         phone_region = region or (contact.country if contact else None)
         phones.append(normalise_phone(contact.phone, phone_region) if contact and contact.phone else None)
         directions.append(_lower(call.direction))
+        # The call's own numbers, when GHL sends them: parsed like the contact's phone.
+        from_numbers.append(normalise_phone(call.from_number, phone_region) if call.from_number else None)
+        to_numbers.append(normalise_phone(call.to_number, phone_region) if call.to_number else None)
         statuses.append(normalise_status(call.call_status))
         durations.append(call.duration_seconds)
         agents.append(_clean(user.name) if user else None)
@@ -165,6 +171,8 @@ def calls_to_frame(
             "lead_name": pd.Series(lead_names, dtype=object),
             "phone_number": pd.Series(phones, dtype=object),
             "direction": pd.Series(directions, dtype=object),
+            "from_number": pd.Series(from_numbers, dtype=object),
+            "to_number": pd.Series(to_numbers, dtype=object),
             "call_status": pd.Series(statuses, dtype=object),
             "duration_seconds": pd.Series(durations, dtype="Int64"),
             "agent_name": pd.Series(agents, dtype=object),

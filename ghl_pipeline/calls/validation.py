@@ -10,6 +10,7 @@ page order wins; a missing ``ghl_updated_at`` counts as oldest). That mirrors th
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -17,12 +18,14 @@ import pandas as pd
 import pandera.pandas as pa
 
 from ghl_pipeline.calls.mapping import ALL_CALLS_COLUMNS
-from ghl_pipeline.ghl.models import CALL_MESSAGE_TYPES
+from ghl_pipeline.ghl.models import CALL_MESSAGE_TYPES, UnrecognisedMessage
 
 DIRECTIONS = ("inbound", "outbound")
 CALL_STATUSES = ("completed", "no-answer", "busy", "voicemail", "failed", "canceled", "answered", "pending")
 MAX_DURATION_SECONDS = 86_400
 REJECT_COLUMNS: tuple[str, ...] = ("ghl_id", "project_name", "ghl_location_id", "rule", "detail", "raw")
+# The rule of a message the call export returned that is not a call type all_calls keeps.
+UNRECOGNISED_RULE = "unrecognised_call_type"
 
 # Postgres text and jsonb refuse NUL and lone UTF-16 surrogates, both of which GHL's JSON can carry as
 # \u escapes; such a value would fail the whole batch's COPY, so its row is rejected instead.
@@ -75,6 +78,8 @@ def calls_schema(*, window_start: datetime, window_end: datetime) -> pa.DataFram
             "ghl_user_id": _text(required=False, length=_ID_LENGTH),
             "lead_name": _text(required=False, length=_NAME_LENGTH),
             "phone_number": _text(required=False, length=_PHONE_LENGTH),
+            "from_number": _text(required=False, length=_PHONE_LENGTH),
+            "to_number": _text(required=False, length=_PHONE_LENGTH),
             "direction": _text(
                 required=True, length=(1, 16), extra=[pa.Check.isin(DIRECTIONS, error="in_set")]
             ),
@@ -174,3 +179,25 @@ def validate_calls(frame: pd.DataFrame, *, window_start: datetime, window_end: d
 
 def _none(value: object) -> object:
     return None if value is None or (not isinstance(value, list | tuple | dict) and pd.isna(value)) else value
+
+
+def unrecognised_rejects(
+    messages: Iterable[UnrecognisedMessage], *, project_name: str, location_id: str
+) -> pd.DataFrame:
+    """Reject rows (``UNRECOGNISED_RULE``, the reason, the raw JSON) for messages that are not kept calls."""
+    rows = []
+    for message in messages:
+        raw_location = message.raw.get("locationId")
+        rows.append(
+            {
+                "ghl_id": message.id,
+                "project_name": project_name,
+                "ghl_location_id": raw_location
+                if isinstance(raw_location, str) and raw_location
+                else location_id,
+                "rule": UNRECOGNISED_RULE,
+                "detail": message.reason,
+                "raw": dict(message.raw),
+            }
+        )
+    return pd.DataFrame(rows, columns=list(REJECT_COLUMNS), dtype=object)

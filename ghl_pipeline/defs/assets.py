@@ -129,17 +129,32 @@ def all_calls(
         single = len(context.partition_keys) == 1
 
         def report(result: SyncResult) -> None:
-            days = plan.days[result.project_name]
-            rows = stored_rows(engine, result.project_name, days)
+            name = result.project_name
+            if result.enrichment_missing:
+                # Calls landed; these columns are null on new rows. Say so where the run is read.
+                context.log.warning(
+                    f"{name}: synced without "
+                    + "; ".join(f"{what} ({why})" for what, why in sorted(result.enrichment_missing.items()))
+                )
+            if result.totals.unrecognised:
+                context.log.warning(
+                    f"{name}: {result.totals.unrecognised} message(s) of the call export are not a call "
+                    "type all_calls keeps; kept in all_calls_rejects (rule unrecognised_call_type)"
+                )
+            degraded = (
+                {"enrichment_missing": dg.MetadataValue.json({name: dict(result.enrichment_missing)})}
+                if result.enrichment_missing
+                else {}
+            )
+            days = plan.days[name]
+            rows = stored_rows(engine, name, days)
             for day in days:
-                meta = partition_metadata(result.by_date[day], rows[day])
+                meta = {**partition_metadata(result.by_date[day], rows[day]), **degraded}
                 if single:
                     meta["ghl_requests"] = result.requests
                 context.log_event(
                     dg.AssetMaterialization(
-                        asset_key=context.asset_key,
-                        partition=str(partition_key(day, result.project_name)),
-                        metadata=meta,
+                        asset_key=context.asset_key, partition=str(partition_key(day, name)), metadata=meta
                     )
                 )
 
@@ -161,22 +176,52 @@ def all_calls(
 def _reconciliation_result(engine: sa.Engine, outcome: RunOutcome) -> dg.AssetCheckResult:
     """Passed when, per project, stored + rejected rows of the synced window equal GHL's export total.
 
-    A window's rows can only exceed GHL's total if GHL deleted calls after we stored them; fewer means a
-    call was lost on the way. Either way the figures are in the metadata.
+    Fewer means calls were lost on the way: failed at ERROR. More can only mean GHL deleted calls after
+    we stored them: failed at WARN. Enrichment GHL refused (agent names, contacts) does not fail the
+    check, but it is named in the metadata and the description, with the reason.
     """
     by_project = {
         name: {
             "ghl_total": r.ghl_total,
-            "stored": stored_in_window(engine, name, r.window_start, r.window_end),
+            # Per window synced: a run may sync separate spans of one project, with gaps between.
+            "stored": sum(stored_in_window(engine, name, start, end) for start, end, _ in r.windows),
             "rejected": r.totals.rejected,
         }
         for name, r in sorted(outcome.results.items())
         if r.ghl_total is not None
     }
-    off = sorted(name for name, f in by_project.items() if f["stored"] + f["rejected"] != f["ghl_total"])
+    enrichment_missing = {
+        name: dict(r.enrichment_missing)
+        for name, r in sorted(outcome.results.items())
+        if r.enrichment_missing
+    }
+    short = sorted(name for name, f in by_project.items() if f["stored"] + f["rejected"] < f["ghl_total"])
+    over = sorted(name for name, f in by_project.items() if f["stored"] + f["rejected"] > f["ghl_total"])
+    notes = []
+    if short:
+        notes.append(
+            "fewer rows than GHL counts (calls lost on the way): "
+            + ", ".join(
+                f"{name} {by_project[name]['stored']}+{by_project[name]['rejected']} of "
+                f"{by_project[name]['ghl_total']}"
+                for name in short
+            )
+        )
+    if over:
+        notes.append("more rows than GHL counts (deleted in GHL?): " + ", ".join(over))
+    for name, missing in sorted((enrichment_missing or {}).items()):
+        notes.append(
+            f"{name} synced without " + "; ".join(f"{what} ({why})" for what, why in sorted(missing.items()))
+        )
     return dg.AssetCheckResult(
         check_name="reconciled_with_ghl",
-        passed=not off,
-        severity=dg.AssetCheckSeverity.WARN,
-        metadata={"projects": by_project, "mismatched": off},
+        passed=not short and not over,
+        severity=dg.AssetCheckSeverity.ERROR if short else dg.AssetCheckSeverity.WARN,
+        description="; ".join(notes) or "stored + rejected = GHL's total for every project",
+        metadata={
+            "projects": by_project,
+            "mismatched": sorted(short + over),
+            "short": short,
+            "enrichment_missing": dg.MetadataValue.json(enrichment_missing or {}),
+        },
     )

@@ -132,6 +132,10 @@ def _merge(a: SyncResult, b: SyncResult) -> SyncResult:
         a.by_date[day].add(counts)
     a.window_start = min(a.window_start, b.window_start)
     a.window_end = max(a.window_end, b.window_end)
+    for name, reason in b.enrichment_missing.items():
+        a.enrichment_missing.setdefault(name, reason)
+    a.windows.extend(b.windows)
+    a.ghl_total = None if None in (a.ghl_total, b.ghl_total) else a.ghl_total + b.ghl_total
     return a
 
 
@@ -166,6 +170,8 @@ def partition_metadata(counts: Counts, row_count: int) -> dict[str, int]:
         "new_records": counts.new,
         "updated_records": counts.updated,
         "rejected_records": counts.rejected,
+        # Of rejected_records: messages of the call export that are not a call type all_calls keeps.
+        "unrecognised_records": counts.unrecognised,
         "dagster/row_count": row_count,
     }
 
@@ -219,6 +225,12 @@ def summary_tags(
         "rejected_records": totals.rejected,
         "projects": projects,
         "failed_projects": {name: f.as_dict() for name, f in sorted((failures or {}).items())},
+        # Projects that synced in a degraded way: enrichment GHL refused, non-call messages rejected.
+        "degraded": {
+            name: {"enrichment_missing": r.enrichment_missing, "unrecognised_records": r.totals.unrecognised}
+            for name, r in results.items()
+            if r.enrichment_missing or r.totals.unrecognised
+        },
     }
     return {
         TAG_NEW: str(totals.new),

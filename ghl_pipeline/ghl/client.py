@@ -19,8 +19,10 @@ import httpx
 import tenacity
 
 from ghl_pipeline.ghl.errors import (
+    GHLAccessError,
     GHLAuthError,
     GHLBadRequestError,
+    GHLBlockedError,
     GHLError,
     GHLForbiddenError,
     GHLNotFoundError,
@@ -29,14 +31,25 @@ from ghl_pipeline.ghl.errors import (
     GHLScopeError,
     GHLUnavailableError,
 )
-from ghl_pipeline.ghl.models import CallPage, CallRecord, Contact, Location, Secret, User, parse_timestamp
+from ghl_pipeline.ghl.models import (
+    CallPage,
+    CallRecord,
+    Contact,
+    Location,
+    Secret,
+    UnrecognisedMessage,
+    User,
+    parse_timestamp,
+)
 from ghl_pipeline.ghl.parsing import (
+    classify_message,
     is_call_message,
     messages_of_page,
     parse_call_record,
     parse_contact,
     parse_location,
     parse_user,
+    unrecognised_message,
 )
 from ghl_pipeline.ghl.ratelimit import InMemoryRateLimiter, RateLimiter, RateLimitHeaders, retry_after_seconds
 
@@ -57,6 +70,14 @@ SERVICE_VERSIONS: Mapping[str, str] = {
 EXPORT_PATH = "/conversations/messages/export"
 EXPORT_PAGE_SIZE = 500  # the export's maximum (min 10, max 500; README §4)
 CONTACT_SEARCH_PAGE_SIZE = 500  # POST /contacts/search pageLimit maximum (README §7)
+USER_SEARCH_PAGE_SIZE = 100  # GET /users/search: default 25, maximum undocumented
+# Cursor trouble: 5xx/timeouts a cursor request may take before the walk restarts without it, and
+# restarts in a row that bring nothing new before the walk gives up.
+CURSOR_SERVER_ERROR_ATTEMPTS = 2
+MAX_CURSOR_RESTARTS = 3
+# What a 403 without a JSON body means: not GHL's NestJS answer but something in front of it
+# (Cloudflare's error 1010 refuses some User-Agents), so not a token or location problem.
+NOT_JSON_403 = "GHL refused the request (not JSON: a proxy or firewall?)"
 
 # GHL ids are short alphanumerics. Ids arrive in data (a call's contactId) and go into URL paths, so
 # anything else is refused rather than quoted into a different path.
@@ -125,6 +146,7 @@ class GHLClient:
         self._request_count = 0
         self._users: dict[str, User] | None = None
         self._location: Location | None = None
+        self._location_error: GHLError | None = None
         self._contact_total: int | None = None  # learnt from a contact search; prices the next one
         self._http = httpx.Client(
             base_url=base_url,
@@ -162,11 +184,12 @@ class GHLClient:
     def iter_call_pages(self, *, start: datetime, end: datetime) -> Iterator[CallPage]:
         """Stream the location's call messages created in ``[start, end)``, page by page (oldest first).
 
-        Uses ``GET /conversations/messages/export`` (``channel=Call``, 500 per page, ``nextCursor``) and
-        keeps only call-like message types. The export cursor dies 2 minutes after the last request;
-        when it does, the walk restarts from the last ``dateAdded`` seen and drops the messages already
-        yielded, so nothing is missed or yielded twice. A repeated cursor or page raises
-        ``GHLPaginationError``.
+        Uses ``GET /conversations/messages/export`` (``channel=Call``, 500 per page, ``nextCursor``).
+        Messages that are not a call type ``all_calls`` keeps come back in ``CallPage.unrecognised``
+        with the reason, never dropped. Cursor trouble of any shape (a 4xx, 5xx that outlast a few
+        attempts, an empty or last page while ``total`` says more are due) restarts the walk from the
+        last ``dateAdded`` seen and drops the messages already yielded, so nothing is missed or yielded
+        twice. A repeated cursor or page raises ``GHLPaginationError``.
         """
         start_utc = _aware(start, "start")
         end_utc = _aware(end, "end")
@@ -183,6 +206,10 @@ class GHLClient:
         restarted = False
         restarts_without_progress = 0
         empty_pages = 0
+        # What the current query (since the last restart) promised and delivered: GHL's ``total`` counts
+        # every message from ``resume_from`` on, so a walk that ends short of it lost a page.
+        query_total: int | None = None
+        query_served = 0
         while True:
             params = {
                 "locationId": self.location_id,
@@ -195,25 +222,70 @@ class GHLClient:
             }
             if cursor is not None:
                 params["cursor"] = cursor
+            trouble: str | None = None
+            status: int | None = None
+            page: CallPage | None = None
+            next_cursor: str | None = None
             try:
-                body = self._request("GET", EXPORT_PATH, service="conversations", params=params)
-            except GHLBadRequestError as exc:
+                body = self._request(
+                    "GET",
+                    EXPORT_PATH,
+                    service="conversations",
+                    params=params,
+                    # A dead cursor may answer 5xx for ever (GHL documents no error for it); a restart
+                    # costs one page, so a cursor request gets few attempts before the walk restarts.
+                    server_error_attempts=CURSOR_SERVER_ERROR_ATTEMPTS if cursor is not None else None,
+                )
+            except (GHLBadRequestError, GHLNotFoundError, GHLUnavailableError) as exc:
                 if cursor is None:
                     raise
-                # An expired cursor (2 minutes after the last request, README §4; GHL's error body for
-                # it is undocumented, so any 400/422 on a cursor request counts) -> restart the query
-                # from the last creation time seen. Already-yielded ids are dropped below.
-                restarts_without_progress += 1
-                if restarts_without_progress > 2:
+                # An expired cursor (2 minutes after the last request, README §4; GHL's answer for it
+                # is undocumented, so any 4xx or lasting 5xx on a cursor request counts).
+                trouble, status = f"export cursor failed: {exc.message}", exc.status
+            else:
+                messages, next_cursor, total = self._export_page(body)
+                if cursor is None:
+                    query_total, query_served = total, 0
+                query_served += len(messages)
+                page, last_added = self._page(messages, seen_ids, total, next_cursor, last_added)
+                if query_total is not None and query_served < query_total and not next_cursor:
+                    # A 200 that ends the walk (an empty page, or no cursor) while GHL's own total says
+                    # more are due: the cursor lost its place. Never end a window early without a word.
+                    trouble, status = (
+                        f"the export ended after {query_served} of the {query_total} messages it announced",
+                        200,
+                    )
+                elif query_total is not None and query_served < query_total and not messages:
+                    trouble, status = (
+                        f"the export sent an empty page after {query_served} of {query_total} messages",
+                        200,
+                    )
+
+            fresh = len(page.calls) + len(page.unrecognised) if page is not None else 0
+            if trouble is not None:
+                if page is not None and fresh:
+                    yield CallPage(
+                        calls=page.calls, total=page.total, next_cursor=None, unrecognised=page.unrecognised
+                    )
+                restarts_without_progress = 0 if fresh else restarts_without_progress + 1
+                if restarts_without_progress >= MAX_CURSOR_RESTARTS:
+                    if status == 200:
+                        # GHL keeps announcing more than it serves. Stop here, loudly: the
+                        # reconciliation check compares what landed with GHL's total and fails.
+                        log.warning(
+                            "project %r: %s, even after %d restarts; ending the window here",
+                            self.project_name,
+                            trouble,
+                            MAX_CURSOR_RESTARTS,
+                        )
+                        return
                     raise GHLPaginationError(
-                        self.project_name,
-                        exc.status,
-                        f"export cursor keeps failing without progress: {exc.message}",
-                    ) from None
+                        self.project_name, status, f"{trouble}; the export keeps failing without progress"
+                    )
                 log.warning(
-                    "project %r: export cursor rejected (%s); restarting from %s",
+                    "project %r: %s; restarting from %s",
                     self.project_name,
-                    exc.message,
+                    trouble,
                     _iso_utc(last_added or resume_from),
                 )
                 resume_from = last_added or resume_from
@@ -221,25 +293,7 @@ class GHLClient:
                 restarted = True
                 continue
 
-            messages, next_cursor, total = self._export_page(body)
-            fresh = 0
-            calls = []
-            for raw in messages:
-                raw_id = raw.get("id") if isinstance(raw, Mapping) else None
-                if isinstance(raw_id, str):
-                    if raw_id in seen_ids:
-                        continue  # overlap after a restart (or a server repeat): never yield twice
-                    seen_ids.add(raw_id)
-                fresh += 1
-                if isinstance(raw, Mapping):
-                    try:
-                        added = parse_timestamp(raw.get("dateAdded"))
-                    except ValueError:
-                        added = None
-                    if added is not None and (last_added is None or added > last_added):
-                        last_added = added
-                if is_call_message(raw):
-                    calls.append(parse_call_record(raw))
+            assert page is not None
             if messages and not fresh and not restarted:
                 raise GHLPaginationError(
                     self.project_name, 200, "the export returned a page it had already returned"
@@ -253,7 +307,7 @@ class GHLClient:
                     self.project_name, 200, "the export keeps returning empty pages with a cursor"
                 )
 
-            yield CallPage(calls=tuple(calls), total=total, next_cursor=next_cursor)
+            yield page
 
             if not next_cursor:
                 return
@@ -263,6 +317,50 @@ class GHLClient:
                 )
             seen_cursors.add(next_cursor)
             cursor = next_cursor
+
+    def _page(
+        self,
+        messages: list[Any],
+        seen_ids: set[str],
+        total: int | None,
+        next_cursor: str | None,
+        last_added: datetime | None,
+    ) -> tuple[CallPage, datetime | None]:
+        """One export page's new messages (calls, unrecognised) and the latest ``dateAdded`` seen so far."""
+        calls: list[CallRecord] = []
+        unrecognised: list[UnrecognisedMessage] = []
+        for raw in messages:
+            raw_id = raw.get("id") if isinstance(raw, Mapping) else None
+            if isinstance(raw_id, str):
+                if raw_id in seen_ids:
+                    continue  # overlap after a restart (or a server repeat): never yield twice
+                seen_ids.add(raw_id)
+            if not isinstance(raw, Mapping):
+                unrecognised.append(unrecognised_message(raw, "not an object"))
+                continue
+            try:
+                added = parse_timestamp(raw.get("dateAdded"))
+            except ValueError:
+                added = None
+            if added is not None and (last_added is None or added > last_added):
+                last_added = added
+            call_type, reason = classify_message(raw)
+            if call_type is not None:
+                calls.append(parse_call_record(raw))
+            else:
+                unrecognised.append(unrecognised_message(raw, reason or "not a call"))
+        if unrecognised:
+            log.warning(
+                "project %r: %d message(s) of the call export are not a call type all_calls keeps "
+                "(kept as rejects); first: %s",
+                self.project_name,
+                len(unrecognised),
+                unrecognised[0].reason,
+            )
+        page = CallPage(
+            calls=tuple(calls), total=total, next_cursor=next_cursor, unrecognised=tuple(unrecognised)
+        )
+        return page, last_added
 
     def iter_conversation_calls(self, conversation_id: str) -> Iterator[CallRecord]:
         """One conversation's call messages, newest first (``GET /conversations/{id}/messages``).
@@ -312,19 +410,86 @@ class GHLClient:
     # ------------------------------------------------------------- enrichment
 
     def list_users(self) -> dict[str, User]:
-        """The location's users by id (agent names), fetched once per client (``GET /users/``)."""
+        """The location's users by id (agent names), fetched once per client.
+
+        ``GET /users/`` is deprecated and gone from API v3 (answers 400 "not available in API version
+        v3" there); when it is refused, ``GET /users/search`` (which needs the location's companyId)
+        is tried. Raises the first error, naming both refusals, when neither can be read.
+        """
         if self._users is None:
-            body = self._request("GET", "/users/", service="users", params={"locationId": self.location_id})
-            raw_users = body.get("users") if isinstance(body, Mapping) else None
-            users = [parse_user(raw) for raw in raw_users or []]
+            try:
+                body = self._request(
+                    "GET", "/users/", service="users", params={"locationId": self.location_id}
+                )
+                raw_users = body.get("users") if isinstance(body, Mapping) else None
+                users = [parse_user(raw) for raw in (raw_users if isinstance(raw_users, list) else [])]
+            except (GHLBadRequestError, GHLNotFoundError, GHLScopeError, GHLForbiddenError) as listed:
+                users = self._search_users(listed)
             self._users = {user.id: user for user in users if user is not None}
         return dict(self._users)
 
+    def _search_users(self, listed: GHLError) -> list[User | None]:
+        """``GET /users/search?companyId=..&locationId=..``, paged by ``skip``; after ``/users/`` was refused."""
+        first = f"GET /users/ refused ({listed.status} {listed.message})"
+        try:
+            company_id = self.get_location().company_id
+        except GHLError as exc:
+            raise type(listed)(
+                self.project_name,
+                listed.status,
+                f"{first}; /users/search needs the location's companyId, "
+                f"and the location could not be read ({exc.status} {exc.message})",
+            ) from None
+        if not company_id or not _valid_id(company_id):
+            raise type(listed)(
+                self.project_name,
+                listed.status,
+                f"{first}; /users/search needs a companyId, and the location has none",
+            )
+        users: list[User | None] = []
+        skip = 0
+        while True:
+            params = {
+                "companyId": company_id,
+                "locationId": self.location_id,
+                "skip": str(skip),
+                "limit": str(USER_SEARCH_PAGE_SIZE),
+            }
+            try:
+                body = self._request("GET", "/users/search", service="users", params=params)
+            except GHLError as exc:
+                raise type(exc)(
+                    self.project_name,
+                    exc.status,
+                    f"{first}; GET /users/search refused ({exc.status} {exc.message})",
+                ) from None
+            raw_users = body.get("users") if isinstance(body, Mapping) else None
+            raw_users = raw_users if isinstance(raw_users, list) else []
+            users.extend(parse_user(raw) for raw in raw_users)
+            count = body.get("count") if isinstance(body, Mapping) else None
+            skip += len(raw_users)
+            if len(raw_users) < USER_SEARCH_PAGE_SIZE:
+                return users
+            if isinstance(count, int) and not isinstance(count, bool) and skip >= count:
+                return users
+
     def get_location(self) -> Location:
-        """The location's name, IANA time zone and country, fetched once per client (``GET /locations/{id}``)."""
+        """The location's name, IANA time zone, country and companyId, read once per client (``GET /locations/{id}``).
+
+        A refusal is remembered too: the users fallback and the sync ask for the location, and one
+        refused request per client is enough.
+        """
+        if self._location_error is not None:
+            raise type(self._location_error)(
+                self.project_name, self._location_error.status, self._location_error.message
+            )
         if self._location is None:
             path = f"/locations/{quote(self.location_id, safe='')}"
-            body = self._request("GET", path, service="locations")
+            try:
+                body = self._request("GET", path, service="locations")
+            except (GHLAccessError, GHLBadRequestError, GHLNotFoundError) as exc:
+                self._location_error = exc
+                raise
             self._location = parse_location(
                 body if isinstance(body, Mapping) else {}, location_id=self.location_id
             )
@@ -426,9 +591,25 @@ class GHLClient:
         service: str,
         params: Mapping[str, Any] | None = None,
         json_body: Any = None,
+        server_error_attempts: int | None = None,
     ) -> Any:
-        """One logical request with retries; returns the decoded JSON body or raises a typed GHLError."""
+        """One logical request with retries; returns the decoded JSON body or raises a typed GHLError.
+
+        ``server_error_attempts`` caps the 5xx/timeout/connection failures (429s keep the full budget).
+        """
         headers = {"Version": SERVICE_VERSIONS[service]}
+        server_errors = [0]
+
+        def give_up_early(exc: _Retryable) -> None:
+            if exc.status == 429 or server_error_attempts is None:
+                return
+            server_errors[0] += 1
+            if server_errors[0] >= server_error_attempts:
+                raise GHLUnavailableError(
+                    self.project_name,
+                    exc.status,
+                    f"{method} {path} failed {server_errors[0]} times: {exc.reason}",
+                )
 
         def attempt() -> Any:
             try:
@@ -463,8 +644,16 @@ class GHLClient:
             before_sleep=lambda state: self._log_retry(method, path, state),
             reraise=True,
         )
+
+        def attempt_capped() -> Any:
+            try:
+                return attempt()
+            except _Retryable as exc:
+                give_up_early(exc)
+                raise
+
         try:
-            return retrying(attempt)
+            return retrying(attempt_capped)
         except _Retryable as exc:
             raise GHLUnavailableError(
                 self.project_name,
@@ -514,6 +703,14 @@ class GHLClient:
         message = message.strip()[:500]
         return message.replace(self._token.reveal(), "***")
 
+    @staticmethod
+    def _is_json(response: httpx.Response) -> bool:
+        try:
+            response.json()
+        except (ValueError, RecursionError):
+            return False
+        return True
+
     def _error(self, response: httpx.Response) -> GHLError:
         status = response.status_code
         message = self._message(response)
@@ -523,6 +720,9 @@ class GHLClient:
                 return GHLScopeError(self.project_name, status, message)
             return GHLAuthError(self.project_name, status, message)
         if status == 403:
+            if not self._is_json(response):
+                # GHL's own 403s are JSON; an HTML one is Cloudflare (error 1010) or another proxy.
+                return GHLBlockedError(self.project_name, status, NOT_JSON_403)
             return GHLForbiddenError(self.project_name, status, message)
         if status == 404:
             return GHLNotFoundError(self.project_name, status, message)

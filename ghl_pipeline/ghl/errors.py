@@ -39,6 +39,10 @@ class GHLForbiddenError(GHLAccessError):
     """403: the token cannot see this location (or this resource)."""
 
 
+class GHLBlockedError(GHLError):
+    """403 without a JSON body: a proxy or firewall in front of GHL (Cloudflare error 1010), not the token."""
+
+
 class GHLNotFoundError(GHLError):
     """404: the resource does not exist."""
 

@@ -9,15 +9,22 @@ so validation can reject that row with a reason while the rest of the page lands
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from ghl_pipeline.ghl.models import (
     CALL_MESSAGE_TYPES,
     CALL_TYPE_NUMBERS,
+    CAMPAIGN_CALL_TYPES,
+    CONFIRMED_TYPE_NUMBERS,
+    MESSAGE_TYPE_NAMES,
+    MESSAGE_TYPE_NUMBERS,
+    UNNUMBERED_MESSAGE_TYPES,
     CallRecord,
     Contact,
     Location,
+    UnrecognisedMessage,
     User,
     parse_timestamp,
 )
@@ -26,23 +33,120 @@ _DIRECTIONS = frozenset({"inbound", "outbound"})
 _MAX_DURATION = 2**63 - 1  # Int64
 
 
-def call_message_type(message: Mapping[str, Any]) -> str | None:
-    """The message's call type (``TYPE_CALL``/``TYPE_IVR_CALL``/``TYPE_CUSTOM_CALL``), or None if not a call.
+# Spellings GHL documents for the same type: REST sends ``TYPE_CALL``, webhooks ``CALL`` (and ``SMS``,
+# ``Email``), the export's channel says ``Call``. Case, blanks, hyphens and the ``TYPE_`` prefix are
+# folded; any other spelling is unknown and never guessed at.
+_WEBHOOK_SPELLINGS: Mapping[str, str] = {"EMAIL": "TYPE_EMAIL", "SMS": "TYPE_SMS", "CALL": "TYPE_CALL"}
+_SEPARATORS = re.compile(r"[\s\-]+")
 
-    The string ``messageType`` decides when present; the numeric ``type`` is the fallback.
-    """
-    message_type = message.get("messageType")
-    if isinstance(message_type, str) and message_type:
-        return message_type if message_type in CALL_MESSAGE_TYPES else None
+
+def canonical_message_type(value: Any) -> str | None:
+    """GHL's canonical ``TYPE_...`` name for a ``messageType`` in any documented spelling, else None."""
+    if not isinstance(value, str):
+        return None
+    folded = _SEPARATORS.sub("_", value.strip()).upper()
+    if not folded:
+        return None
+    bare = folded.removeprefix("TYPE_")
+    name = f"TYPE_{bare}"
+    if name in MESSAGE_TYPE_NUMBERS or name in UNNUMBERED_MESSAGE_TYPES:
+        return name
+    return _WEBHOOK_SPELLINGS.get(bare)
+
+
+def _type_number(message: Mapping[str, Any]) -> int | None:
     number = message.get("type")
-    if isinstance(number, int) and not isinstance(number, bool):
-        return CALL_TYPE_NUMBERS.get(number)
-    return None
+    if isinstance(number, bool):
+        return None
+    if isinstance(number, float) and number.is_integer():
+        number = int(number)
+    return number if isinstance(number, int) else None
+
+
+def classify_message(message: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """``(call type, None)`` for a call ``all_calls`` keeps, else ``(None, reason)``.
+
+    The string ``messageType`` and the numeric ``type`` are read together. A known call spelling wins
+    unless a *confirmed* number says the message is something else (the spec's own example is
+    ``type: 1`` with ``messageType: "SMS"``: it contradicts itself, so it is not taken as either).
+    The number alone decides only when ``messageType`` is absent.
+    """
+    raw_type = message.get("messageType")
+    number = _type_number(message)
+    has_string = raw_type is not None and raw_type != ""
+    name = canonical_message_type(raw_type)
+    number_name = MESSAGE_TYPE_NAMES.get(number) if number is not None else None
+    shown = f"messageType {str(raw_type)[:40]!r}"
+    shown_number = f"type {number} ({number_name or 'unknown'})" if number is not None else "no numeric type"
+
+    if has_string and name is None:
+        return None, f"{shown} is not a message type GHL documents ({shown_number})"
+    if name in CALL_MESSAGE_TYPES:
+        if number is not None and number in CONFIRMED_TYPE_NUMBERS and number_name not in CALL_MESSAGE_TYPES:
+            return None, f"{shown} says a call but {shown_number} says otherwise"
+        return name, None
+    if name is not None:
+        if number is not None and number in CONFIRMED_TYPE_NUMBERS and number_name in CALL_MESSAGE_TYPES:
+            return None, f"{shown} contradicts {shown_number}"
+        if name in CAMPAIGN_CALL_TYPES:
+            return (
+                None,
+                f"{shown} ({shown_number}) is a campaign call or voicemail drop, not kept in all_calls",
+            )
+        return None, f"{shown} ({shown_number}) is not a call"
+    if number is not None and number in CALL_TYPE_NUMBERS:
+        return CALL_TYPE_NUMBERS[number], None
+    if number is not None:
+        kind = "a campaign call or voicemail drop" if number_name in CAMPAIGN_CALL_TYPES else "not a call"
+        return None, f"no messageType and {shown_number} is {kind}"
+    return None, "neither messageType nor type says what this message is"
+
+
+def call_message_type(message: Mapping[str, Any]) -> str | None:
+    """The message's call type (``TYPE_CALL``/``TYPE_IVR_CALL``/``TYPE_CUSTOM_CALL``), or None if not a call."""
+    return classify_message(message)[0]
 
 
 def is_call_message(message: Any) -> bool:
     """True for the call-like messages ``all_calls`` keeps."""
     return isinstance(message, Mapping) and call_message_type(message) is not None
+
+
+def unrecognised_message(raw: Any, reason: str) -> UnrecognisedMessage:
+    """A message kept aside (with its raw JSON and the reason) instead of being dropped."""
+    if not isinstance(raw, Mapping):
+        return UnrecognisedMessage(
+            id=None,
+            date_added=None,
+            reason=f"record is not an object: {type(raw).__name__}",
+            raw={"value": raw},
+        )
+    raw_id = raw.get("id")
+    try:
+        added = parse_timestamp(raw.get("dateAdded"))
+    except ValueError:
+        added = None
+    return UnrecognisedMessage(
+        id=raw_id if isinstance(raw_id, str) and raw_id else None, date_added=added, reason=reason, raw=raw
+    )
+
+
+def _number(
+    raw: Mapping[str, Any], call_meta: Mapping[str, Any], key: str, problems: list[str]
+) -> str | None:
+    # ``from``/``to`` are newer than the reference: seen at the top level of webhooks (2026) and inside
+    # ``call`` on the outbound-call endpoints; read either, top level first.
+    value = raw.get(key)
+    if value is None or value == "":
+        value = call_meta.get(key)
+    if value is None or value == "":
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if not isinstance(value, str):
+        problems.append(f"{key} is not a phone number: {type(value).__name__}")
+        return None
+    return value.strip() or None
 
 
 def _text(raw: Mapping[str, Any], key: str, problems: list[str], *, required: bool = False) -> str | None:
@@ -156,6 +260,8 @@ def parse_call_record(raw: Mapping[str, Any]) -> CallRecord:
             problems.append(f"meta.call.status is not a string: {type(meta_status).__name__}")
         call_status = _text(raw, "status", problems)
 
+    from_number = _number(raw, call_meta, "from", problems)
+    to_number = _number(raw, call_meta, "to", problems)
     return CallRecord(
         id=_text(raw, "id", problems, required=True),
         location_id=_text(raw, "locationId", problems),
@@ -170,6 +276,8 @@ def parse_call_record(raw: Mapping[str, Any]) -> CallRecord:
         date_updated=_timestamp(raw, "dateUpdated", problems),
         raw=raw,
         problems=tuple(problems),
+        from_number=from_number,
+        to_number=to_number,
     )
 
 
@@ -244,5 +352,9 @@ def parse_location(raw: Mapping[str, Any], *, location_id: str) -> Location:
         return value.strip() or None if isinstance(value, str) else None
 
     return Location(
-        id=text("id") or location_id, name=text("name"), timezone=text("timezone"), country=text("country")
+        id=text("id") or location_id,
+        name=text("name"),
+        timezone=text("timezone"),
+        country=text("country"),
+        company_id=text("companyId"),
     )

@@ -21,6 +21,14 @@ Choices the reference leaves open (UNCONFIRMED against the live API, documented 
 - Export ``startDate``/``endDate`` filter ``[startDate, endDate)`` on ``dateAdded``.
 - 429 bodies are ``{"statusCode":429,"message":"Too Many Requests"}``; ``Retry-After`` only when
   ``Faults.retry_after`` is on.
+- ``channel=Call`` also returns campaign calls and voicemail drops (types 8, 10, 13) when
+  ``Shapes.campaign_call_rate`` generates them.
+- ``GET /users/search`` needs the companyId the location reports and pages by ``skip``/``limit``.
+
+``Shapes`` turns on the other readings where the reference is silent or contradicts itself (other
+``messageType`` spellings, ``from``/``to`` on calls, ``GET /users/`` removed as in API v3, flat
+message pages, Cloudflare's HTML 403, each way a dead cursor may answer), so tests can prove the
+client degrades instead of losing calls.
 """
 
 from __future__ import annotations
@@ -59,8 +67,14 @@ ALL_SCOPES: frozenset[str] = frozenset(
 ACCEPTED_VERSIONS = frozenset({"2021-04-15", "2021-07-28", "v3"})
 CURSOR_TTL_S = 120.0  # "a cursor stays valid only 2 minutes after the last request" (README §4)
 CALL_TYPES: Mapping[int, str] = {1: "TYPE_CALL", 24: "TYPE_IVR_CALL", 34: "TYPE_CUSTOM_CALL"}
+# Campaign calls and voicemail drops (README §3 table); only generated under ``Shapes.campaign_call_rate``.
+CAMPAIGN_CALL_TYPES: Mapping[int, str] = {
+    8: "TYPE_CAMPAIGN_CALL",
+    10: "TYPE_CAMPAIGN_VOICEMAIL",
+    13: "TYPE_CAMPAIGN_MANUAL_CALL",
+}
 _CHANNEL_TYPES: Mapping[str, frozenset[int]] = {
-    "Call": frozenset(CALL_TYPES),
+    "Call": frozenset(CALL_TYPES) | frozenset(CAMPAIGN_CALL_TYPES),
     "SMS": frozenset({2}),
     "Email": frozenset({3}),
     "WhatsApp": frozenset({19}),
@@ -82,6 +96,19 @@ FOREIGN_LOCATION_BODY = {
 }
 TOO_MANY_BODY = {"statusCode": 429, "message": "Too Many Requests"}
 CURSOR_EXPIRED_MESSAGE = "cursor has expired; an export cursor is valid for 2 minutes after the last request"
+# The 400 that endpoints removed in API v3 answer (highlevel-api-docs issue 304; exact text UNCONFIRMED).
+NOT_IN_V3_BODY = {
+    "statusCode": 400,
+    "message": "This endpoint is not available in API version v3",
+    "error": "Bad Request",
+}
+# Cloudflare's answer to a User-Agent it refuses (README §1): HTML, not GHL's JSON.
+CLOUDFLARE_1010_HTML = (
+    b"<!DOCTYPE html><html><head><title>Access denied | services.leadconnectorhq.com used Cloudflare to "
+    b"restrict access</title></head><body><h1>Error 1010</h1><p>The owner of this website has banned your "
+    b"access based on your browser's signature.</p></body></html>"
+)
+CURSOR_EXPIRED_ANSWERS = ("422", "400", "500", "502", "503", "empty")
 
 
 # --------------------------------------------------------------------------- configuration
@@ -135,6 +162,35 @@ class Faults:
 
 
 @dataclass(frozen=True)
+class Shapes:
+    """How GHL may answer where the reference is silent or contradicts itself; defaults = the reference.
+
+    Each option turns on one shape the official material leaves open, so tests can prove the client
+    degrades (keeps the calls, says what went wrong) instead of losing calls or whole syncs.
+    """
+
+    # Served ``messageType`` spellings by canonical name, e.g. {"TYPE_CALL": "CALL"} (webhook spelling).
+    message_type_spellings: Mapping[str, str] = field(default_factory=dict)
+    # Share of calls followed by a campaign call or voicemail drop (types 8, 10, 13) in channel=Call.
+    campaign_call_rate: float = 0.0
+    # Calls carry top-level ``from``/``to`` numbers (2026 docs; UNCONFIRMED for REST).
+    call_numbers: bool = False
+    # ``GET /users/`` answers 400 "not available in API version v3" (it is deprecated and gone from v3).
+    users_list_removed: bool = False
+    # ``GET /conversations/{id}/messages`` answers the 2026 spec's flat page instead of the live nested one.
+    flat_message_pages: bool = False
+    # Every request answers Cloudflare's HTML 403 (error 1010).
+    cloudflare_block: bool = False
+    # How a dead export cursor answers: "422" (default), "400", a lasting "500"/"502"/"503", or
+    # "empty" (200 with no messages and no cursor while ``total`` still counts the rest).
+    cursor_expired_answer: str = "422"
+
+    def __post_init__(self) -> None:
+        if self.cursor_expired_answer not in CURSOR_EXPIRED_ANSWERS:
+            raise ValueError(f"cursor_expired_answer must be one of {CURSOR_EXPIRED_ANSWERS}")
+
+
+@dataclass(frozen=True)
 class SimRequest:
     """One request as the simulator saw it (never the token)."""
 
@@ -157,7 +213,9 @@ class SimResponse:
     action: str | None = None
 
     def content(self) -> bytes:
-        """The JSON body as bytes."""
+        """The body as bytes: JSON, or ``bytes`` bodies (an HTML error page) as they are."""
+        if isinstance(self.body, bytes):
+            return self.body
         return b"" if self.body is None else json.dumps(self.body, separators=(",", ":")).encode()
 
 
@@ -321,6 +379,7 @@ class GHLSimulator:
         locations: Sequence[SimLocation] | None = None,
         *,
         faults: Faults | None = None,
+        shapes: Shapes | None = None,
         seed: int = 0,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
@@ -329,6 +388,7 @@ class GHLSimulator:
         daily_limit: int = 200_000,
     ) -> None:
         self.faults = faults or Faults()
+        self.shapes = shapes or Shapes()
         self.seed = seed
         self.clock = clock
         self._sleep = sleep
@@ -346,6 +406,7 @@ class GHLSimulator:
         self._contacts: dict[str, list[dict]] = {}
         self._users: dict[str, list[dict]] = {}
         self._pits: dict[str, _Pit] = {}
+        self._dead_pits: dict[str, int] = {}  # expired snapshot -> its total (for the "empty" answer)
         self._threads_cache: dict[str, tuple[tuple[str, int], dict[str, list[dict]]]] = {}
         self._requests: list[SimRequest] = []
         for location in locations or ():
@@ -573,8 +634,39 @@ class GHLSimulator:
                 milliseconds=rng.randrange(int((closes - opens).total_seconds() * 1000))
             )
             messages.append(self._make_text(location, rng, n, day, moment, rng.choice(contacts), users))
+        rate = self.shapes.campaign_call_rate
+        if rate:
+            # Campaign calls and voicemail drops after some calls (no rng draw: the rest stays the same).
+            for call in [m for m in messages if m["type"] in CALL_TYPES]:
+                if _unit(self.seed, "campaign", call["id"]) < rate:
+                    messages.append(self._make_campaign_call(call))
         messages.sort(key=lambda m: (m["dateAdded"], m["id"]))
         return messages
+
+    def _make_campaign_call(self, call: dict) -> dict:
+        number = sorted(CAMPAIGN_CALL_TYPES)[int(_unit(self.seed, "campaign-kind", call["id"]) * 3)]
+        moment = datetime.fromisoformat(call["dateAdded"].replace("Z", "+00:00")) + timedelta(seconds=7)
+        return {
+            "id": _gid("message", self.seed, call["id"], "campaign"),
+            "direction": "outbound",
+            "status": "completed",
+            "type": number,
+            "locationId": call["locationId"],
+            "body": "",
+            "contactId": call["contactId"],
+            "conversationId": call["conversationId"],
+            "dateAdded": _iso(moment),
+            "dateUpdated": _iso(moment + timedelta(seconds=30)),
+            "meta": {"call": {"duration": 30, "status": "completed"}},
+            "source": "campaign",
+            "messageType": CAMPAIGN_CALL_TYPES[number],
+        }
+
+    def _location_number(self, location: SimLocation) -> str:
+        """The sub-account's own phone number (LC Phone), in E.164."""
+        digits = f"{int(_unit(self.seed, 'lc-phone', location.location_id) * 10_000):04d}"
+        prefix = {"GB": "+44207946", "AU": "+6125550"}.get(location.country, "+1512555")
+        return prefix + digits
 
     def _conversation_id(self, location: SimLocation, contact_id: str) -> str:
         return _gid("conversation", self.seed, location.location_id, contact_id)
@@ -626,6 +718,14 @@ class GHLSimulator:
             message["source"] = "app"
         if number == 1:
             message["altId"] = "CA" + hashlib.md5(message["id"].encode()).hexdigest()
+        if self.shapes.call_numbers:
+            # The caller's and the callee's numbers, as typed into the CRM on the contact's side.
+            ours, theirs = self._location_number(location), contact.get("phone")
+            caller, callee = (theirs, ours) if direction == "inbound" else (ours, theirs)
+            if caller:
+                message["from"] = caller
+            if callee:
+                message["to"] = callee
         return message
 
     def _make_text(self, location, rng, n, day, moment, contact, users) -> dict:
@@ -660,6 +760,9 @@ class GHLSimulator:
                     served.setdefault("meta", {}).setdefault("call", {}).update(value)
                 else:
                     served[key] = value
+        spelling = self.shapes.message_type_spellings.get(served.get("messageType"))
+        if spelling is not None:
+            served["messageType"] = spelling
         rate = self.faults.malformed_rate
         if rate and served.get("type") in CALL_TYPES and _unit(self.seed, "malformed", message["id"]) < rate:
             # id, dateAdded and type stay intact: a real bad record still has its identity.
@@ -703,6 +806,21 @@ class GHLSimulator:
             location = self._states[location_id].location
             calls = [m for m in self._messages(location, start, end) if m["type"] in CALL_TYPES]
             return [self._served(m) for m in calls]
+
+    def channel_truth(self, location_id: str, start: datetime, end: datetime) -> list[dict]:
+        """Every message ``channel=Call`` exports for ``[start, end)`` (calls, campaign calls, leaked SMS)."""
+        with self._lock:
+            location = self._states[location_id].location
+            found = [m for m in self._messages(location, start, end) if self._in_channel(m, "Call")]
+            return [self._served(m) for m in found]
+
+    def _in_channel(self, message: dict, channel: str | None) -> bool:
+        if channel is None:
+            return message["type"] != 3
+        if message["type"] in _CHANNEL_TYPES[channel]:
+            return True
+        leak = self.faults.non_call_in_call_channel_rate if channel == "Call" else 0.0
+        return bool(leak) and message["type"] == 2 and _unit(self.seed, "leak", message["id"]) < leak
 
     def update_call(
         self,
@@ -770,7 +888,16 @@ class GHLSimulator:
         """Answer one request (both transports end here)."""
         delay = 0.0
         with self._lock:
-            response, location_id, outcome = self._handle_locked(method.upper(), path, query, headers, body)
+            if self.shapes.cloudflare_block:
+                response, location_id, outcome = (
+                    SimResponse(403, CLOUDFLARE_1010_HTML, {"Content-Type": "text/html; charset=UTF-8"}),
+                    None,
+                    "fault:cloudflare",
+                )
+            else:
+                response, location_id, outcome = self._handle_locked(
+                    method.upper(), path, query, headers, body
+                )
             if (
                 response.action is None
                 and self.faults.slow_rate
@@ -901,6 +1028,8 @@ class GHLSimulator:
             )
         if method == "GET" and parts in (["users"], ["users", ""]):
             return self._with_scope(location, "users.readonly", lambda: self._list_users(location, query))
+        if method == "GET" and parts == ["users", "search"]:
+            return self._with_scope(location, "users.readonly", lambda: self._search_users(location, query))
         if method == "GET" and len(parts) == 2 and parts[0] == "locations":
             return self._with_scope(
                 location, "locations.readonly", lambda: self._get_location(location, parts[1])
@@ -947,7 +1076,8 @@ class GHLSimulator:
             return _unprocessable("sortBy must be createdAt or updatedAt; sortOrder must be asc or desc")
         now = self.clock()
         for stale in [key for key, pit in self._pits.items() if now - pit.last_used > CURSOR_TTL_S]:
-            del self._pits[stale]  # abandoned walks; their cursors now read as expired
+            # Abandoned walks; their cursors now read as expired.
+            self._dead_pits[stale] = len(self._pits.pop(stale).records)
 
         cursor = query.get("cursor")
         if cursor:
@@ -966,8 +1096,10 @@ class GHLSimulator:
             ):
                 if forced:
                     state.cursor_expiry_done = True
-                self._pits.pop(pit_id, None)
-                return (*_unprocessable(CURSOR_EXPIRED_MESSAGE), "cursor_expired")
+                dead = self._pits.pop(pit_id, None)
+                if dead is not None:
+                    self._dead_pits[pit_id] = len(dead.records)
+                return self._cursor_expired(pit_id)
             records = pit.records
         else:
             try:
@@ -979,16 +1111,9 @@ class GHLSimulator:
                 days=1
             )
             end = end or self._now() + timedelta(milliseconds=1)
-            types = _CHANNEL_TYPES[channel] if channel else None
-            leak = self.faults.non_call_in_call_channel_rate if channel == "Call" else 0.0
             records = []
             for message in self._messages(location, start, end):
-                if types is None:
-                    keep = message["type"] != 3
-                else:
-                    keep = message["type"] in types or (
-                        leak and message["type"] == 2 and _unit(self.seed, "leak", message["id"]) < leak
-                    )
+                keep = self._in_channel(message, channel)
                 if keep and query.get("contactId") not in (None, message["contactId"]):
                     keep = False
                 if keep and query.get("conversationId") not in (None, message["conversationId"]):
@@ -1024,6 +1149,25 @@ class GHLSimulator:
             "nextCursor": next_cursor,
             "total": len(records),
         }
+
+    def _cursor_expired(self, pit_id: str) -> tuple:
+        """A dead cursor's answer, in the shape ``Shapes.cursor_expired_answer`` chose (GHL documents none)."""
+        answer = self.shapes.cursor_expired_answer
+        if answer == "422":
+            return (*_unprocessable(CURSOR_EXPIRED_MESSAGE), "cursor_expired")
+        if answer == "400":
+            return (
+                400,
+                {"statusCode": 400, "message": CURSOR_EXPIRED_MESSAGE, "error": "Bad Request"},
+                "cursor_expired",
+            )
+        if answer == "empty":
+            # 200 and nothing more, while the total still counts what the walk has not seen.
+            total = self._dead_pits.get(pit_id, 0)
+            return 200, {"messages": [], "nextCursor": None, "total": total}, "cursor_expired"
+        status = int(answer)
+        messages = {500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable"}
+        return status, {"statusCode": status, "message": messages[status]}, "cursor_expired"
 
     def _served_sort_value(self, message: dict, field_name: str) -> str:
         update = self._updates.get(message["id"])
@@ -1123,6 +1267,12 @@ class GHLSimulator:
             ids = [m["id"] for m in messages]
             messages = messages[ids.index(last_id) + 1 :] if last_id in ids else []
         page = messages[:limit]
+        if self.shapes.flat_message_pages:  # the 2026 spec's form
+            return 200, {
+                "lastMessageId": page[-1]["id"] if page else None,
+                "nextPage": len(messages) > limit,
+                "messages": [self._served(m) for m in page],
+            }
         # The live API nests the page under "messages" (README §3), unlike the 2026 spec.
         return 200, {
             "messages": {
@@ -1175,10 +1325,33 @@ class GHLSimulator:
         return int(_parse_date_param(contact["dateAdded"]).timestamp() * 1000)
 
     def _list_users(self, location: SimLocation, query: Mapping[str, str]) -> tuple:
+        if self.shapes.users_list_removed:
+            return 400, NOT_IN_V3_BODY
         problem = self._check_location_param(location, query)
         if problem:
             return problem
         return 200, {"users": copy.deepcopy(self._users_of(location))}
+
+    def _company_id(self) -> str:
+        return _gid("company", self.seed)
+
+    def _search_users(self, location: SimLocation, query: Mapping[str, str]) -> tuple:
+        """``GET /users/search``: needs ``companyId`` (the agency's); ``skip``/``limit`` pages; ``count``."""
+        company = query.get("companyId")
+        if not company:
+            return _unprocessable("companyId should not be empty")
+        if company != self._company_id():
+            return 403, FOREIGN_LOCATION_BODY
+        if query.get("locationId") not in (None, location.location_id):
+            return 403, FOREIGN_LOCATION_BODY
+        try:
+            skip, limit = int(query.get("skip", "0")), int(query.get("limit", "25"))
+        except ValueError:
+            return _unprocessable("skip and limit must be numbers")
+        if skip < 0 or not 1 <= limit <= 100:
+            return _unprocessable("limit must be between 1 and 100")
+        users = self._users_of(location)
+        return 200, {"users": copy.deepcopy(users[skip : skip + limit]), "count": len(users)}
 
     def _get_location(self, location: SimLocation, location_id: str) -> tuple:
         if location_id != location.location_id:
@@ -1186,7 +1359,7 @@ class GHLSimulator:
         return 200, {
             "location": {
                 "id": location.location_id,
-                "companyId": _gid("company", self.seed),
+                "companyId": self._company_id(),
                 "name": location.name,
                 "timezone": location.timezone,
                 "country": location.country,

@@ -19,10 +19,11 @@ from __future__ import annotations
 import io
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -51,19 +52,33 @@ _CREATE_STAGE = (
     + ") ON COMMIT DELETE ROWS"
 )
 _UPDATED = [c for c in STAGE_COLUMNS if c != "ghl_id"]
-_MERGE = f"""
+
+
+@lru_cache(maxsize=16)
+def _merge_sql(keep_stored: frozenset[str] = frozenset()) -> str:
+    """The merge statement; columns in ``keep_stored`` keep the stored value where the new one is null.
+
+    That is for a sync that could not read an enrichment (GHL refused the users, say): its calls land
+    with those fields null, but a call already stored with its agent's name keeps the name.
+    """
+
+    def incoming(c: str) -> str:
+        return f"coalesce(EXCLUDED.{c}, all_calls.{c})" if c in keep_stored else f"EXCLUDED.{c}"
+
+    return f"""
 WITH written AS (
     INSERT INTO all_calls ({", ".join(STAGE_COLUMNS)}, synced_at)
     SELECT {", ".join(STAGE_COLUMNS)}, %(synced_at)s FROM {_STAGE} ORDER BY ghl_id
     ON CONFLICT (ghl_id) DO UPDATE SET
-        {", ".join(f"{c} = EXCLUDED.{c}" for c in _UPDATED)}, synced_at = EXCLUDED.synced_at
+        {", ".join(f"{c} = {incoming(c)}" for c in _UPDATED)}, synced_at = EXCLUDED.synced_at
     WHERE coalesce(EXCLUDED.ghl_updated_at, '-infinity') >= coalesce(all_calls.ghl_updated_at, '-infinity')
       AND ({", ".join(f"all_calls.{c}" for c in _UPDATED)})
-          IS DISTINCT FROM ({", ".join(f"EXCLUDED.{c}" for c in _UPDATED)})
+          IS DISTINCT FROM ({", ".join(incoming(c) for c in _UPDATED)})
     RETURNING (xmax = 0) AS inserted
 )
 SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM written
 """
+
 
 # Measured with benchmarks/bench_upsert.py (2 cores): while this thread serialises one batch, two
 # connections COPY and merge the previous ones. 50k-row batches shorten the start (nothing to merge
@@ -188,7 +203,13 @@ def prepare_calls(frame: pd.DataFrame) -> pd.DataFrame:
     return data.reset_index(drop=True)
 
 
-def _merge_payload(engine: sa.Engine, payload: bytes, rows: int, synced_at: datetime) -> UpsertCounts:
+def _merge_payload(
+    engine: sa.Engine,
+    payload: bytes,
+    rows: int,
+    synced_at: datetime,
+    keep_stored: frozenset[str] = frozenset(),
+) -> UpsertCounts:
     """COPY one batch's serialised rows into the staging table and merge them; one transaction."""
     with engine.begin() as conn:
         raw = conn.connection.driver_connection
@@ -208,7 +229,7 @@ def _merge_payload(engine: sa.Engine, payload: bytes, rows: int, synced_at: date
                 io.BytesIO(payload),
                 size=len(payload),
             )
-            cur.execute(_MERGE, {"synced_at": synced_at})
+            cur.execute(_merge_sql(keep_stored), {"synced_at": synced_at})
             new, updated = cur.fetchone()
     return UpsertCounts(new=new, updated=updated, unchanged=rows - new - updated)
 
@@ -231,13 +252,19 @@ def upsert_calls(
     synced_at: datetime | None = None,
     batch_rows: int = DEFAULT_BATCH_ROWS,
     parallel: int = DEFAULT_PARALLEL,
+    keep_stored: Collection[str] = (),
 ) -> UpsertCounts:
     """Insert new calls and replace older versions in ``all_calls``; returns the counts.
 
     ``frame`` has the contract's columns (extra ones are ignored); ``synced_at`` defaults to the frame's
     ``synced_at`` (else now). Large frames are split into batches of ``batch_rows`` (one transaction
     each, disjoint sets of ``ghl_id``); ``parallel`` > 1 merges batches over that many connections.
+    Columns in ``keep_stored`` never overwrite a stored value with null (an enrichment GHL refused).
     """
+    keep = frozenset(keep_stored)
+    unknown = keep - set(_UPDATED)
+    if unknown:
+        raise ValueError(f"keep_stored names columns all_calls does not update: {sorted(unknown)}")
     data = prepare_calls(frame)
     if data.empty:
         return UpsertCounts(0, 0, 0)
@@ -248,9 +275,9 @@ def upsert_calls(
     # on each other's rows, and each takes its locks in ghl_id order, as every other writer does.
     batches = [data.iloc[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
     if parallel <= 1 or len(batches) == 1:
-        results = [_merge_payload(engine, _payload(b), len(b), stamp) for b in batches]
+        results = [_merge_payload(engine, _payload(b), len(b), stamp, keep) for b in batches]
     else:
-        results = _pipelined(engine, batches, stamp, parallel)
+        results = _pipelined(engine, batches, stamp, parallel, keep)
     total = UpsertCounts(0, 0, 0)
     for r in results:
         total = total + r
@@ -258,7 +285,11 @@ def upsert_calls(
 
 
 def _pipelined(
-    engine: sa.Engine, batches: list[pd.DataFrame], synced_at: datetime, parallel: int
+    engine: sa.Engine,
+    batches: list[pd.DataFrame],
+    synced_at: datetime,
+    parallel: int,
+    keep_stored: frozenset[str] = frozenset(),
 ) -> list[UpsertCounts]:
     """Serialise batches in this thread while ``parallel`` connections COPY and merge earlier ones.
 
@@ -276,7 +307,7 @@ def _pipelined(
                 while len(running) >= parallel:
                     done, running = wait(running, return_when=FIRST_COMPLETED)
                     results.extend(f.result() for f in done)
-                running.add(pool.submit(_merge_payload, engine, payload, len(batch), synced_at))
+                running.add(pool.submit(_merge_payload, engine, payload, len(batch), synced_at, keep_stored))
                 del payload
         finally:
             done, _ = wait(running)

@@ -223,3 +223,20 @@ def test_a_call_of_another_location_is_flagged():
 def test_no_calls_give_an_empty_frame_with_the_columns():
     frame = to_frame([])
     assert frame.empty and tuple(frame.columns) == ALL_CALLS_COLUMNS + EXTRA_COLUMNS
+
+
+@pytest.mark.parametrize(
+    ("sent", "region", "contact_country", "expected"),
+    [
+        pytest.param(
+            ("+15125550100", "(512) 555-0143"), "US", None, ("+15125550100", "+15125550143"), id="e164"
+        ),
+        pytest.param(("07700 900123", None), None, "GB", ("+447700900123", None), id="contact-country"),
+        pytest.param(("anonymous", "12"), "US", None, ("anonymous", "12"), id="as-given"),
+        pytest.param((None, None), "US", None, (None, None), id="not-sent"),
+    ],
+)
+def test_from_and_to_numbers_in_e164_when_they_parse(sent, region, contact_country, expected):
+    contacts = {"c1": Contact("c1", "Ada", None, contact_country, None)}
+    frame = to_frame([record(from_number=sent[0], to_number=sent[1])], region=region, contacts=contacts)
+    assert (frame.loc[0, "from_number"], frame.loc[0, "to_number"]) == expected

@@ -25,6 +25,8 @@ def row(key="m1", **overrides):
         "lead_name": "Ada",
         "phone_number": "+15125550143",
         "direction": "inbound",
+        "from_number": "+15125550143",
+        "to_number": None,
         "call_status": "completed",
         "duration_seconds": 42,
         "agent_name": None,

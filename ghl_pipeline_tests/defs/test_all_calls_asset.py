@@ -116,3 +116,73 @@ def test_malformed_records_are_kept_as_rejects_and_counted(engine, db_url, insta
     assert meta["rejected_records"] == rejects
     (check,) = result.get_asset_check_evaluations()
     assert check.passed, check.metadata  # stored + rejected = GHL's own count: nothing vanished
+
+
+def _resources_for(transport, db_url):
+    from ghl_pipeline.defs.resources import GHLResource, WarehouseResource
+    from ghl_pipeline.ghl.ratelimit import InMemoryRateLimiter
+
+    return {
+        "ghl": dg.ResourceDefinition.hardcoded_resource(
+            GHLResource.with_transport(transport, limiter=InMemoryRateLimiter())
+        ),
+        "warehouse": WarehouseResource(database_url=db_url),
+    }
+
+
+def test_users_refused_calls_land_and_the_run_and_the_check_say_why(engine, db_url, instance):
+    from dataclasses import replace
+
+    from ghl_pipeline.ghl.simulator import ALL_SCOPES, GHLSimulator, Shapes
+
+    acme = replace(ACME, scopes=ALL_SCOPES - {"users.readonly"})
+    sim = GHLSimulator([acme, GLOBEX], shapes=Shapes(users_list_removed=True, campaign_call_rate=0.2), seed=7)
+    result = _materialize(
+        instance, _resources_for(sim.transport(), db_url), partition_key=str(partition_key(DAY, ACME.name))
+    )
+    assert result.success
+    truth = {m["id"] for m in sim.ground_truth(ACME.location_id, *local_window(DAY, ACME.timezone))}
+    assert stored_ids(engine, ACME.name) == truth
+    with engine.connect() as conn:
+        names = conn.execute(sa.text("SELECT DISTINCT agent_name FROM all_calls")).scalars().all()
+    assert names == [None]
+
+    (mat,) = result.asset_materializations_for_node("all_calls")
+    exported = sim.channel_truth(ACME.location_id, *local_window(DAY, ACME.timezone))
+    campaign = [m for m in exported if m["type"] in (8, 10, 13)]
+    assert campaign and mat.metadata["unrecognised_records"].value == len(campaign)
+    assert mat.metadata["rejected_records"].value == len(campaign)
+    missing = mat.metadata["enrichment_missing"].value
+    assert set(missing) == {ACME.name} and set(missing[ACME.name]) == {"users"}
+    assert "GET /users/search refused" in missing[ACME.name]["users"]
+    (check,) = result.get_asset_check_evaluations()
+    assert check.passed  # every call is there, campaign calls aside: the counts reconcile
+    assert "Acme Roofing synced without users (HTTP 401: GET /users/ refused" in check.description
+    assert check.metadata["enrichment_missing"].value == missing
+
+
+def test_rows_short_of_ghl_total_fail_the_check_at_error(engine, db_url, instance):
+    """GHL announces more calls than it serves, whatever the client does: the check says so, loudly."""
+    import httpx
+
+    from ghl_pipeline.ghl.simulator import GHLSimulator
+
+    sim = GHLSimulator([ACME, GLOBEX], seed=7)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        answer = sim.handle(
+            request.method, request.url.path, query=dict(request.url.params), headers=request.headers
+        )
+        body = answer.body
+        if request.url.path.endswith("/export") and answer.status == 200:
+            body = {**body, "total": body["total"] + 2}
+        return httpx.Response(answer.status, json=body, headers=answer.headers)
+
+    resources = _resources_for(httpx.MockTransport(handler), db_url)
+    result = _materialize(instance, resources, partition_key=str(partition_key(DAY, ACME.name)))
+    assert result.success  # the calls GHL did serve landed
+    (check,) = result.get_asset_check_evaluations()
+    assert not check.passed
+    assert check.severity == dg.AssetCheckSeverity.ERROR
+    assert check.metadata["short"].value == [ACME.name]
+    assert "fewer rows than GHL counts" in check.description

@@ -165,3 +165,34 @@ def test_a_role_without_grants_is_told_so_not_that_the_project_is_unknown(
         with engine.begin() as conn:
             conn.exec_driver_sql(f"DROP OWNED BY {role}")
             conn.exec_driver_sql(f"DROP ROLE {role}")
+
+
+def test_the_summary_names_projects_that_synced_degraded(engine, db_url, instance):
+    from dataclasses import replace
+
+    from ghl_pipeline.defs.resources import GHLResource, WarehouseResource
+    from ghl_pipeline.ghl.ratelimit import InMemoryRateLimiter
+    from ghl_pipeline.ghl.simulator import ALL_SCOPES, GHLSimulator, Shapes
+
+    acme = replace(ACME, scopes=ALL_SCOPES - {"users.readonly"})
+    sim = GHLSimulator([acme, GLOBEX], shapes=Shapes(campaign_call_rate=0.2), seed=7)
+    resources = {
+        "ghl": dg.ResourceDefinition.hardcoded_resource(
+            GHLResource.with_transport(sim.transport(), limiter=InMemoryRateLimiter())
+        ),
+        "warehouse": WarehouseResource(database_url=db_url),
+    }
+    day = (TODAY - timedelta(days=1)).isoformat()
+    result = _sync(instance, resources, date_from=day, date_to=day)
+    assert result.success
+    summary = json.loads(instance.get_run_by_id(result.run_id).tags["ghl/summary"])
+    degraded = summary["degraded"]
+    assert set(degraded) == {ACME.name, GLOBEX.name}  # both have campaign calls; only Acme lacks users
+    assert set(degraded[ACME.name]["enrichment_missing"]) == {"users"}
+    assert degraded[GLOBEX.name]["enrichment_missing"] == {}
+    for loc in (ACME, GLOBEX):
+        window = local_window(TODAY - timedelta(days=1), loc.timezone)
+        campaign = [m for m in sim.channel_truth(loc.location_id, *window) if m["type"] in (8, 10, 13)]
+        assert degraded[loc.name]["unrecognised_records"] == len(campaign) > 0
+        assert summary["projects"][loc.name]["rejected_records"] == len(campaign)
+    assert not any(token in json.dumps(summary) for token in TOKENS)

@@ -349,7 +349,7 @@ def test_a_bad_request_is_not_retried(make_sim):
 
     client = _client(httpx.MockTransport(handler))
     with pytest.raises(GHLBadRequestError, match="limit must be a number") as caught:
-        client.list_users()
+        client.get_location()
     assert caught.value.status == 422 and len(calls) == 1
 
 

@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 import pytest
 
 from ghl_pipeline.ghl.parsing import (
+    canonical_message_type,
+    classify_message,
     is_call_message,
     messages_of_page,
     parse_call_record,
@@ -141,3 +143,75 @@ def test_contacts_users_and_locations_fall_back_sensibly():
     location = parse_location({"location": {"id": "L1", "timezone": "Europe/London"}}, location_id="L1")
     assert (location.timezone, location.country) == ("Europe/London", None)
     assert parse_location({}, location_id="L1").id == "L1"
+
+
+@pytest.mark.parametrize(
+    ("spelling", "canonical"),
+    [
+        ("TYPE_CALL", "TYPE_CALL"),
+        ("CALL", "TYPE_CALL"),  # webhooks
+        ("Call", "TYPE_CALL"),  # the export's channel name
+        (" type-ivr call ", "TYPE_IVR_CALL"),
+        ("custom_call", "TYPE_CUSTOM_CALL"),
+        ("SMS", "TYPE_SMS"),
+        ("TYPE_CAMPAIGN_VOICEMAIL", "TYPE_CAMPAIGN_VOICEMAIL"),
+        ("TYPE_TIKTOK", "TYPE_TIKTOK"),  # in the spec's enum without a number
+        ("PHONE_CALL", None),
+        ("VoiceMail", None),  # a webhook word with no REST type we could map it to
+        ("", None),
+        (1, None),
+    ],
+)
+def test_documented_spellings_fold_to_ghl_names_and_nothing_else_is_guessed(spelling, canonical):
+    assert canonical_message_type(spelling) == canonical
+
+
+@pytest.mark.parametrize(
+    ("message", "call_type", "reason"),
+    [
+        ({"messageType": "TYPE_CALL", "type": 1}, "TYPE_CALL", None),
+        ({"messageType": "CALL"}, "TYPE_CALL", None),
+        ({"type": 24}, "TYPE_IVR_CALL", None),
+        ({"type": 34.0}, "TYPE_CUSTOM_CALL", None),
+        # 2 is SMS only in a third-party table: an unconfirmed number never overrules the string.
+        ({"messageType": "TYPE_CUSTOM_CALL", "type": 2}, "TYPE_CUSTOM_CALL", None),
+        # The spec's own example: a confirmed call number with a non-call string is neither.
+        ({"messageType": "SMS", "type": 1}, None, "messageType 'SMS' contradicts type 1 (TYPE_CALL)"),
+        (
+            {"messageType": "TYPE_CALL", "type": 3},
+            None,
+            "messageType 'TYPE_CALL' says a call but type 3 (TYPE_EMAIL) says otherwise",
+        ),
+        (
+            {"messageType": "TYPE_CAMPAIGN_CALL", "type": 8},
+            None,
+            "messageType 'TYPE_CAMPAIGN_CALL' (type 8 (TYPE_CAMPAIGN_CALL)) is a campaign call or voicemail "
+            "drop, not kept in all_calls",
+        ),
+        (
+            {"type": 10},
+            None,
+            "no messageType and type 10 (TYPE_CAMPAIGN_VOICEMAIL) is a campaign call or voicemail drop",
+        ),
+        ({"type": 2}, None, "no messageType and type 2 (TYPE_SMS) is not a call"),
+        (
+            {"messageType": "PHONE_CALL", "type": 1},
+            None,
+            "messageType 'PHONE_CALL' is not a message type GHL documents (type 1 (TYPE_CALL))",
+        ),
+        ({"type": True}, None, "neither messageType nor type says what this message is"),
+        ({}, None, "neither messageType nor type says what this message is"),
+    ],
+)
+def test_calls_are_recognised_by_type_and_message_type_together(message, call_type, reason):
+    assert classify_message(message) == (call_type, reason)
+
+
+def test_from_and_to_are_read_from_the_top_level_or_meta_call():
+    top = parse_call_record({**BASE, "from": "+15125550100", "to": 15125550143})
+    nested = parse_call_record({**BASE, "meta": {"call": {"duration": 3, "from": "(512) 555-0100"}}})
+    bad = parse_call_record({**BASE, "to": {"number": "x"}})
+    assert (top.from_number, top.to_number) == ("+15125550100", "15125550143")
+    assert (nested.from_number, nested.to_number) == ("(512) 555-0100", None)
+    assert bad.to_number is None and bad.problems == ("to is not a phone number: dict",)
+    assert parse_call_record(BASE).from_number is None

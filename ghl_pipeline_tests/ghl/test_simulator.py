@@ -20,6 +20,7 @@ from ghl_pipeline.ghl.simulator import (
     CURSOR_TTL_S,
     Faults,
     GHLSimulator,
+    Shapes,
     SimLocation,
 )
 
@@ -418,3 +419,45 @@ def test_the_simulator_serves_another_process():
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_the_simulator_imports_nothing_from_the_rest_of_the_package():
+    import ast
+    from pathlib import Path
+
+    import ghl_pipeline.ghl.simulator as module
+
+    tree = ast.parse(Path(module.__file__).read_text())
+    imported = {
+        name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for name in (
+            [node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
+        )
+    }
+    assert not {name for name in imported if name.startswith("ghl_pipeline")}
+
+
+def test_users_search_needs_the_company_of_the_location(make_sim):
+    sim = make_sim([SimLocation(location_id=LOC, token=TOKEN, name="Small Co", users=3)])
+    http = _http(sim, version="2021-07-28")
+    company = http.get(f"/locations/{LOC}").json()["location"]["companyId"]
+    found = http.get("/users/search", params={"companyId": company, "locationId": LOC, "limit": "2"})
+    assert found.status_code == 200 and found.json()["count"] == 3 and len(found.json()["users"]) == 2
+    assert http.get("/users/search", params={"locationId": LOC}).status_code == 422
+    assert http.get("/users/search", params={"companyId": "someoneElse"}).status_code == 403
+
+
+def test_shapes_refuse_an_unknown_cursor_answer():
+    with pytest.raises(ValueError, match="cursor_expired_answer"):
+        Shapes(cursor_expired_answer="418")
+
+
+def test_default_shapes_serve_the_reference_forms(make_sim):
+    plain = make_sim([SimLocation(location_id=LOC, token=TOKEN, name="Small Co")])
+    shaped = make_sim([SimLocation(location_id=LOC, token=TOKEN, name="Small Co")], shapes=Shapes())
+    assert plain.ground_truth(LOC, START, END) == shaped.ground_truth(LOC, START, END)
+    assert all(
+        "from" not in m and m["messageType"].startswith("TYPE_") for m in plain.ground_truth(LOC, START, END)
+    )

@@ -133,7 +133,7 @@ records = st.fixed_dictionaries(
         "attachments": junk,
     },
 )
-# Non-call messages (and non-objects) in the page: the client skips them; they are not call records.
+# Non-call messages (and non-objects) in the page: not call records; the client returns them aside.
 noise = st.one_of(
     junk.filter(lambda v: not isinstance(v, dict)), st.just({"id": "sms1", "messageType": "TYPE_SMS"})
 )
@@ -177,6 +177,12 @@ def _page_client(messages: list) -> GHLClient:
         return httpx.Response(200, content=_wire({"messages": messages, "total": len(messages)}))
 
     return _client(handler)
+
+
+def _distinct_messages(messages: list) -> int:
+    """Messages a walk yields: each string ``id`` once, every message without one."""
+    ids = [m.get("id") if isinstance(m, dict) else None for m in messages]
+    return len({i for i in ids if isinstance(i, str)}) + sum(1 for i in ids if not isinstance(i, str))
 
 
 def _expected_after_dedup(messages: list) -> int:
@@ -240,6 +246,10 @@ def test_every_record_lands_in_valid_or_rejects(engine, messages, contacts_raw, 
     with _page_client(messages) as client:
         pages = list(client.iter_call_pages(start=START, end=END))
     calls = [call for page in pages for call in page.calls]
+    # Nothing the export sent vanishes: what is not a call comes back aside, with a reason.
+    aside = [message for page in pages for message in page.unrecognised]
+    assert len(calls) + len(aside) == _distinct_messages(messages)
+    assert all(message.reason for message in aside)
     contacts = {c.id: c for c in map(parse_contact, contacts_raw) if c is not None}
     users = {u.id: u for u in map(parse_user, users_raw) if u is not None}
 

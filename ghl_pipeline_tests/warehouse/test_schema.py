@@ -76,7 +76,7 @@ def test_created_all_calls_has_the_contract_columns_and_few_indexes(engine):
     cols, _, indexes = _snapshot(engine, "all_calls")
     assert set(cols) == {
         "ghl_id", "project_name", "ghl_location_id", "ghl_conversation_id", "ghl_contact_id", "ghl_user_id",
-        "lead_name", "phone_number", "direction", "call_status", "duration_seconds", "agent_name",
+        "lead_name", "phone_number", "direction", "from_number", "to_number", "call_status", "duration_seconds", "agent_name",
         "message_type", "call_started_at", "call_date", "ghl_updated_at", "synced_at",
     }  # fmt: skip
     # The key and the dashboard's (day, project) filter; every extra index slows the upsert.
@@ -222,3 +222,29 @@ def test_duplicate_project_names_refuse_too(empty_engine):
     with pytest.raises(SchemaUpgradeError, match="'Acme' x2"):
         upgrade(empty_engine)
     assert _tables(empty_engine) == ["projects"]
+
+
+def test_upgrade_adds_from_and_to_numbers_to_a_table_of_the_previous_version_keeping_every_row(empty_engine):
+    # all_calls as the pipeline created it before from_number/to_number, with rows in it.
+    upgrade(empty_engine)
+    with empty_engine.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE all_calls DROP COLUMN from_number, DROP COLUMN to_number")
+        conn.exec_driver_sql(
+            "INSERT INTO all_calls (ghl_id, project_name, ghl_location_id, call_status, call_started_at,"
+            " call_date) VALUES ('m1', 'Acme', 'loc1', 'completed', '2025-03-01T15:00Z', '2025-03-01'),"
+            " ('m2', 'Acme', 'loc1', 'no-answer', '2025-03-01T16:00Z', '2025-03-01')"
+        )
+    _, before, _ = _snapshot(empty_engine, "all_calls")
+
+    report = upgrade(empty_engine)
+
+    assert report.added_columns == ("all_calls.from_number", "all_calls.to_number")
+    with empty_engine.connect() as conn:
+        rows = conn.execute(
+            sa.text("SELECT ghl_id, call_status, from_number, to_number FROM all_calls ORDER BY 1")
+        ).all()
+    assert rows == [("m1", "completed", None, None), ("m2", "no-answer", None, None)]
+    assert len(before) == 2
+    counts = upsert_calls(empty_engine, calls_frame([call_row("m1", from_number="+15125550100")]))
+    assert counts == UpsertCounts(new=0, updated=1, unchanged=0)
+    assert not upgrade(empty_engine).changed
