@@ -3,10 +3,18 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+CHROMIUM := /usr/bin/chromium
 
 .PHONY: install demo test lint format bench clean
 
-install: $(STAMP)
+install: $(STAMP) $(CHROMIUM)
+
+# The browser tests drive Debian's Chromium (Playwright's own browser download does not work here).
+# CI runs as root with Debian's package registry reachable; elsewhere this fails loudly, and the
+# browser tests fail too rather than skip.
+$(CHROMIUM):
+	@if [ "$$(id -u)" != 0 ]; then echo "$(CHROMIUM) is missing: run 'sudo apt-get install -y chromium chromium-driver'" >&2; exit 1; fi
+	DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver)
 
 # Re-installs only when pyproject.toml changes; safe to run twice.
 $(STAMP): pyproject.toml

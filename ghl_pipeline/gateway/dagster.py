@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 
 from ghl_pipeline.gateway.body import SyncRequest
+from ghl_pipeline.gateway.outcome import FailedProject, failed_projects, outcome, person_reason, toast_message
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ query SyncRun($runId: ID!, $withEvents: Boolean!) {{
   runOrError(runId: $runId) {{
     __typename
     ... on Run {{
-      runId jobName status
+      runId jobName status endTime
       tags {{ key value }}
       eventConnection(limit: 1000) @include(if: $withEvents) {{
         events {{
@@ -118,12 +119,30 @@ class SyncRun:
     updated_records: int | None
     rejected_records: int | None
     projects: Mapping[str, Any] = field(default_factory=dict)
-    error: str | None = None
+    failed_projects: tuple[FailedProject, ...] = ()
+    error: str | None = None  # for a person: never a job name or a traceback
+    end_time: float | None = None  # Unix time the run ended, as Dagster recorded it
 
     @property
     def done(self) -> bool:
         """True once the run will not change any more (success, failure or cancellation)."""
         return self.status in TERMINAL_STATUSES
+
+    @property
+    def outcome(self) -> str | None:
+        """``success``, ``partial``, ``failed``, or ``None`` while the run is not done."""
+        return outcome(self.status, synced_projects=len(self.projects), failed=self.failed_projects)
+
+    @property
+    def message(self) -> str | None:
+        """The toast text for a finished run (see ``outcome.toast_message``); ``None`` until done."""
+        return toast_message(
+            self.status,
+            new_records=self.new_records,
+            synced_projects=len(self.projects),
+            failed=self.failed_projects,
+            error=self.error,
+        )
 
 
 class DagsterClient:
@@ -188,6 +207,7 @@ class DagsterClient:
             result = await self._read_run(run_id, with_events=True) or result
         tags = _tags(result)
         summary = _summary(tags.get(TAG_SUMMARY))
+        end_time = result.get("endTime")
         return SyncRun(
             run_id=result["runId"],
             status=result["status"],
@@ -195,7 +215,13 @@ class DagsterClient:
             updated_records=_count(tags.get(TAG_UPDATED)),
             rejected_records=_count(tags.get(TAG_REJECTED)),
             projects=summary.get("projects") if isinstance(summary.get("projects"), dict) else {},
-            error=_failure_reason(result) if result["status"] in ("FAILURE", "CANCELED") else None,
+            failed_projects=failed_projects(summary),
+            error=(
+                person_reason(_failure_reason(result))
+                if result["status"] in ("FAILURE", "CANCELED")
+                else None
+            ),
+            end_time=float(end_time) if isinstance(end_time, int | float) else None,
         )
 
     async def _read_run(self, run_id: str, *, with_events: bool) -> dict[str, Any] | None:
@@ -279,11 +305,7 @@ def _failure_reason(run: Mapping[str, Any]) -> str:
                 return _strip_class(_short(error["message"]), error.get("className"))
             if event.get("message"):
                 return _short(event["message"])
-    return (
-        "the sync did not finish; see the run in the Dagster UI"
-        if run.get("status") == "FAILURE"
-        else "canceled"
-    )
+    return "" if run.get("status") == "FAILURE" else "canceled"
 
 
 def _strip_class(message: str, class_name: str | None) -> str:

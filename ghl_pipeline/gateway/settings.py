@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 DEFAULT_DAGSTER_GRAPHQL_URL = "http://127.0.0.1:3000/graphql"
 DEFAULT_MAX_BODY_BYTES = 8192
+MAX_WAIT_SECONDS = 30.0
 SUPABASE_AUDIENCE = "authenticated"
 
 
@@ -31,6 +32,12 @@ class GatewaySettings:
     allowed_emails: frozenset[str] = frozenset()
     cors_origins: tuple[str, ...] = ()
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    # The warehouse holding ``projects`` (read-only); None = the pipeline's own default (DATABASE_URL,
+    # else the embedded Postgres). The password in it never shows in ``repr``.
+    database_url: str | None = field(default=None, repr=False)
+    # How often a long poll (``GET /sync/{runId}?wait=N``) asks Dagster while it waits: the toast can
+    # lag the run's end by at most this much plus one GraphQL round trip.
+    status_poll_seconds: float = 0.1
     dagster_timeout_seconds: float = 15.0
     jwks_cache_seconds: float = 300.0
     # An unknown ``kid`` makes us refetch the JWKS (Supabase rotates keys), but at most this often, so
@@ -49,6 +56,8 @@ class GatewaySettings:
             )
         if self.max_body_bytes < 64:
             raise GatewayConfigError("GATEWAY_MAX_BODY_BYTES must be at least 64")
+        if not 0.01 <= self.status_poll_seconds <= 5:
+            raise GatewayConfigError("the status poll interval must be between 0.01 and 5 seconds")
         if "*" in self.cors_origins:
             # A wildcard would let any site drive the sync button with a stolen-by-XSS-elsewhere token.
             raise GatewayConfigError("GATEWAY_CORS_ORIGINS must list the dashboard origins, not '*'")
@@ -74,6 +83,7 @@ class GatewaySettings:
             allowed_emails=frozenset(e.lower() for e in _csv(env, "GATEWAY_ALLOWED_EMAILS")),
             cors_origins=tuple(o.rstrip("/") for o in _csv(env, "GATEWAY_CORS_ORIGINS")),
             max_body_bytes=_int(env, "GATEWAY_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
+            database_url=_text(env, "DATABASE_URL"),
         )
 
 

@@ -173,6 +173,28 @@ class FakeDagster:
         return {"__typename": "LaunchRunSuccess", "run": {"runId": run_id, "status": "QUEUED"}}
 
 
+# The projects the gateway tests' database holds (the gateway refuses any other name before launching).
+ACTIVE_PROJECTS = ("Acme Roofing", "Globex", "Initech HVAC")
+INACTIVE_PROJECT = "Umbrella Old"
+
+
+@pytest.fixture(scope="session")
+def gateway_db_url(pg_admin_url: str, _schema_template: str) -> Iterator[str]:
+    """One database for the session's gateway tests, read-only to them: the projects above."""
+    from ghl_pipeline.warehouse.db import get_engine
+    from ghl_pipeline.warehouse.projects import add_project
+    from ghl_pipeline_tests.conftest import _fresh_database
+
+    databases = _fresh_database(pg_admin_url, _schema_template)
+    url = next(databases)
+    engine = get_engine(url)
+    for n, name in enumerate(ACTIVE_PROJECTS):
+        add_project(engine, name=name, location_id=f"loc{n}", api_key=f"pit-{n}")
+    add_project(engine, name=INACTIVE_PROJECT, location_id="locX", api_key="pit-x", active=False)
+    yield url
+    databases.close()
+
+
 def make_settings(**overrides: Any) -> GatewaySettings:
     values: dict[str, Any] = {
         "dagster_graphql_url": "http://dagster.test/graphql",
@@ -192,11 +214,12 @@ def fake() -> FakeDagster:
 
 
 @pytest.fixture
-def gateway_factory(fake: FakeDagster) -> Iterator[Any]:
+def gateway_factory(fake: FakeDagster, gateway_db_url: str) -> Iterator[Any]:
     """Build a started gateway TestClient with settings overrides, talking to ``fake``."""
     clients: list[TestClient] = []
 
     def build(**overrides: Any) -> TestClient:
+        overrides.setdefault("database_url", gateway_db_url)
         app = create_app(make_settings(**overrides), transport=httpx.ASGITransport(app=fake.app()))
         client = TestClient(app, raise_server_exceptions=False)
         client.__enter__()

@@ -122,7 +122,7 @@ def test_rotated_key_is_picked_up_after_the_refresh_interval(gateway_factory, fa
     )
     fake.jwks["keys"].append(public_jwk(OTHER_RSA_KEY, "new"))  # Supabase rotated its signing key
     token = make_token(key=OTHER_RSA_KEY, alg="RS256", kid="new")
-    response = client.post("/sync", json={**VALID_BODY, "projectName": "Other"}, headers=bearer(token))
+    response = client.post("/sync", json={**VALID_BODY, "projectName": "Globex"}, headers=bearer(token))
     assert response.status_code == 202, response.text
 
 

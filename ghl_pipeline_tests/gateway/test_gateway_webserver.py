@@ -24,7 +24,10 @@ def gateway(sync_environment, tmp_path) -> Iterator[tuple[TestClient, str]]:
     with dagster_webserver(
         REPO_ROOT / "workspace.yaml", dagster_home=tmp_path / "home", env=sync_environment
     ) as url:
-        app = create_app(make_settings(dagster_graphql_url=url, jwks_url=None))
+        settings = make_settings(
+            dagster_graphql_url=url, jwks_url=None, database_url=sync_environment["DATABASE_URL"]
+        )
+        app = create_app(settings)
         with TestClient(app) as client:
             yield client, sync_environment["PROJECT"]
 

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from ghl_pipeline.gateway import create_app
 from ghl_pipeline.gateway.auth import AuthError, TokenVerifier
 from ghl_pipeline_tests.gateway.conftest import (
+    ACTIVE_PROJECTS,
     EC_KEY,
     OTHER_RSA_KEY,
     RSA_KEY,
@@ -35,9 +36,9 @@ PROPERTY_SETTINGS = settings(max_examples=150, deadline=None, suppress_health_ch
 
 
 @contextlib.contextmanager
-def running_gateway() -> Iterator[tuple[TestClient, FakeDagster]]:
+def running_gateway(database_url: str) -> Iterator[tuple[TestClient, FakeDagster]]:
     fake = FakeDagster()
-    app = create_app(make_settings(), transport=httpx.ASGITransport(app=fake.app()))
+    app = create_app(make_settings(database_url=database_url), transport=httpx.ASGITransport(app=fake.app()))
     with TestClient(app, raise_server_exceptions=False) as client:
         yield client, fake
 
@@ -54,12 +55,19 @@ date_like = st.one_of(
     st.text(alphabet="0123456789-T:+Z. ", max_size=30),
     json_values,
 )
+# Names the test database holds, as a person might type them (padding is trimmed).
+known_projects = st.builds(
+    lambda pad, name, tail: pad + name + tail,
+    st.sampled_from(["", " ", "\t"]),
+    st.sampled_from(ACTIVE_PROJECTS),
+    st.sampled_from(["", " "]),
+)
 near_valid_bodies = st.fixed_dictionaries(
     {},
     optional={
         "dateFrom": date_like,
         "dateTo": date_like,
-        "projectName": st.none() | st.text(max_size=210) | json_values,
+        "projectName": st.none() | known_projects | st.text(max_size=210) | json_values,
         "extra": json_values,
     },
 )
@@ -83,8 +91,8 @@ def _launched_config_is_valid(config: dict, body: dict) -> bool:
 
 @PROPERTY_SETTINGS
 @given(body=json_values | near_valid_bodies)
-def test_any_json_body_is_answered_without_error_and_only_valid_ones_launch(body):
-    with running_gateway() as (client, fake):
+def test_any_json_body_is_answered_without_error_and_only_valid_ones_launch(body, gateway_db_url):
+    with running_gateway(gateway_db_url) as (client, fake):
         response = client.post("/sync", content=json.dumps(body), headers=AUTH)
         assert response.status_code in (202, 400, 413), response.text
         assert response.headers["content-type"] == "application/json"
@@ -99,8 +107,8 @@ def test_any_json_body_is_answered_without_error_and_only_valid_ones_launch(body
 
 @PROPERTY_SETTINGS
 @given(raw=st.binary(max_size=2000))
-def test_any_bytes_are_answered_without_error(raw):
-    with running_gateway() as (client, fake):
+def test_any_bytes_are_answered_without_error(raw, gateway_db_url):
+    with running_gateway(gateway_db_url) as (client, fake):
         response = client.post("/sync", content=raw, headers=AUTH)
         assert response.status_code in (400, 413)
         assert fake.launches == []
@@ -109,21 +117,27 @@ def test_any_bytes_are_answered_without_error(raw):
 @given(
     first=st.dates(min_value=date(2000, 1, 1), max_value=TODAY),
     days=st.integers(min_value=0, max_value=120),
-    project=st.none() | st.text(min_size=1, max_size=30).filter(lambda s: s.strip() not in ("", "*")),
+    project=st.none()
+    | known_projects
+    | st.text(min_size=1, max_size=30).filter(lambda s: s.strip() not in ("", "*")),
 )
 @PROPERTY_SETTINGS
-def test_date_windows_launch_exactly_when_the_contract_allows(first, days, project):
+def test_date_windows_launch_exactly_when_the_contract_allows(first, days, project, gateway_db_url):
     last = first + timedelta(days=days)
     body = {"dateFrom": first.isoformat(), "dateTo": last.isoformat(), "projectName": project}
     printable = project is None or not any(
         unicodedata.category(ch)[0] == "C" or unicodedata.category(ch) in ("Zl", "Zp")
         for ch in project.strip()
     )
-    expected_ok = days < 93 and last <= TODAY + timedelta(days=1) and printable
-    with running_gateway() as (client, fake):
+    known = project is None or project.strip() in ACTIVE_PROJECTS
+    expected_ok = days < 93 and last <= TODAY + timedelta(days=1) and printable and known
+    with running_gateway(gateway_db_url) as (client, fake):
         response = client.post("/sync", json=body, headers=AUTH)
     assert (response.status_code == 202) == expected_ok, response.text
     assert len(fake.launches) == int(expected_ok)
+    if printable and not known and days < 93 and last <= TODAY + timedelta(days=1):
+        assert response.json()["field"] == "projectName"
+        assert response.json()["error"].startswith(("Unknown project: ", "Inactive project: "))
 
 
 # httpx only sends ASCII header text; non-ASCII values are covered by the direct verifier test below.
@@ -164,9 +178,9 @@ forged = st.builds(
         st.sampled_from(["bearer", "Bearer  ", "Token x"]),
     )
 )
-def test_no_forged_or_junk_authorization_ever_launches(authorization):
+def test_no_forged_or_junk_authorization_ever_launches(authorization, gateway_db_url):
     headers = {"Authorization": authorization}
-    with running_gateway() as (client, fake):
+    with running_gateway(gateway_db_url) as (client, fake):
         response = client.post("/sync", json=VALID_BODY, headers=headers)
         status = client.get(
             "/sync/3f0c1d7e-8a1b-4c2d-9e3f-000000000000", headers={"Authorization": authorization}

@@ -25,7 +25,7 @@ def test_launch_builds_the_run_config_from_validated_fields(client, fake):
     body = {
         "dateFrom": " 2025-12-01T00:00:00Z",
         "dateTo": "2025-12-02T12:30:00+02:00",
-        "projectName": " Acme ",
+        "projectName": " Acme Roofing ",
     }
     response = client.post("/sync", json=body, headers=AUTH)
     assert response.status_code == 202, response.text
@@ -44,7 +44,7 @@ def test_launch_builds_the_run_config_from_validated_fields(client, fake):
                 "config": {
                     "date_from": "2025-12-01T00:00:00+00:00",
                     "date_to": "2025-12-02T12:30:00+02:00",
-                    "project_name": "Acme",
+                    "project_name": "Acme Roofing",
                 }
             }
         }
@@ -212,11 +212,12 @@ def test_graphql_level_errors_are_502(client, fake):
     assert response.status_code == 502 and "Cannot query field" in response.json()["error"]
 
 
-def test_unreachable_dagster_is_503():
+def test_unreachable_dagster_is_503(gateway_db_url):
     def refuse(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("connection refused", request=request)
 
-    app = create_app(make_settings(jwks_url=None), transport=httpx.MockTransport(refuse))
+    settings = make_settings(jwks_url=None, database_url=gateway_db_url)
+    app = create_app(settings, transport=httpx.MockTransport(refuse))
     with TestClient(app) as client:
         response = client.post("/sync", json=VALID_BODY, headers=AUTH)
     assert response.status_code == 503 and "unreachable" in response.json()["error"]
@@ -244,10 +245,13 @@ def test_status_of_a_finished_run_reports_the_summary(client, fake):
         "runId": run_id,
         "status": "SUCCESS",
         "done": True,
+        "outcome": "success",
         "newRecords": 24,
         "updatedRecords": 3,
         "rejectedRecords": 1,
         "projects": summary["projects"],
+        "failedProjects": [],
+        "message": "Synced 24 new call records",
     }
     assert response.headers["cache-control"] == "no-store"
 
@@ -256,6 +260,7 @@ def test_status_while_running_has_no_counts(client, fake):
     run_id = fake.add_run(status="STARTED", tags={"ghl/summary": "{not json", "ghl/new_records": "-3"})
     answer = client.get(f"/sync/{run_id}", headers=AUTH).json()
     assert answer["done"] is False and answer["newRecords"] is None and answer["projects"] == {}
+    assert answer["message"] is None and answer["outcome"] is None
 
 
 def test_failed_run_reports_the_users_reason(client, fake):
@@ -279,7 +284,9 @@ def test_failed_run_reports_the_users_reason(client, fake):
     run_id = fake.add_run(status="FAILURE", events=events)
     answer = client.get(f"/sync/{run_id}", headers=AUTH).json()
     assert answer["status"] == "FAILURE" and answer["done"] is True
-    assert answer["error"] == "project_name: unknown project 'Nope'"
+    assert answer["error"] == "Project: unknown project 'Nope'"
+    assert answer["message"] == "Sync failed: Project: unknown project 'Nope'"
+    assert answer["outcome"] == "failed"
 
 
 def test_runs_of_other_jobs_are_invisible(client, fake):
