@@ -24,6 +24,11 @@ from ghl_pipeline.warehouse.projects import get_project
     # Backfills run one run per project per ≤31 days: one GHL export pass per run, and Dagster's
     # per-run overhead (a few seconds) stays small next to a month of calls.
     backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=31),
+    # Every run of this asset (backfills, sensors, schedules) holds a slot of this pool. With
+    # `concurrency.pools.granularity: run` the queued coordinator keeps such runs in the queue, no
+    # process started, while the pool is full, so slots stay free for the dashboard's sync_ghl_calls
+    # (an op job, no pool). Without a limit on the pool it changes nothing.
+    pool="ghl_all_calls",
     kinds={"postgres"},
     check_specs=[
         dg.AssetCheckSpec(
