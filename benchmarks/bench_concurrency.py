@@ -10,7 +10,8 @@ the GHL simulator's demo projects on loopback (GHL's burst limit, 100 requests /
 an embedded warehouse Postgres (a fresh database per configuration). Then:
 
 1. idle: ``--rounds`` launches of ``sync_ghl_calls`` for today of Acme Roofing over GraphQL, each
-   timed from launch to SUCCESS (tagged ``dagster/priority`` in the queued configurations);
+   timed from launch to SUCCESS (tagged ``dagster/priority`` in the queued configurations), before
+   the backfill and ``--rounds`` more after it (the idle baseline brackets the backfill);
 2. an asset backfill of ``all_calls`` over ``--days`` days × every demo project (one range, as the UI
    launches it; the asset's policy makes one run per project per ≤31 days), and while it runs the same
    timed launches, sampling every 0.5 s the live run-worker processes and their total RSS;
@@ -20,6 +21,8 @@ an embedded warehouse Postgres (a fresh database per configuration). Then:
 
 Configurations (``--max-runs`` M, ``--lane`` L, ``--dequeue`` D seconds):
 
+- ``recommended`` (the default): ``benchmarks/dagster.recommended.yaml`` as it is (today: the
+  ``pool`` configuration with M=3, L=2, D=1), dashboard runs tagged ``dagster/priority: 10``;
 - ``default``: the repo's dagster.yaml (DefaultRunCoordinator: every run launches at once);
 - ``queued``: QueuedRunCoordinator, ``dequeue_interval_seconds: D``, ``max_concurrent_runs: M``,
   dashboard runs tagged ``dagster/priority: 10``;
@@ -87,13 +90,16 @@ POOL_LANE = """\
     granularity: run
     default_limit: {lane}
 """
-CONFIG_NAMES = ("default", "queued", "queued5", "tag", "pool", "pool5")
+CONFIG_NAMES = ("recommended", "default", "queued", "queued5", "tag", "pool", "pool5")
+RECOMMENDED = REPO / "benchmarks" / "dagster.recommended.yaml"
 
 
 def instance_yaml(name: str, *, max_runs: int, lane: int, dequeue: int) -> str:
     """The dagster.yaml of configuration ``name``."""
     if name == "default":
         return (REPO / "dagster.yaml").read_text()
+    if name == "recommended":
+        return RECOMMENDED.read_text()
     interval = 5 if name.endswith("5") else dequeue
     text = STORAGE + QUEUED.format(dequeue=interval, max_runs=max_runs)
     if name == "tag":
@@ -161,17 +167,24 @@ def _max_started_at_once(runs: list[dict]) -> int:
     return best
 
 
-def timed_sync(system, config: dict, tags: dict[str, str]) -> tuple[float, float]:
-    """One dashboard sync: (launch→SUCCESS seconds, seconds it waited in the queue)."""
+def timed_sync(system, config: dict, tags: dict[str, str]) -> tuple[float, dict[str, float]]:
+    """One dashboard sync: launch→SUCCESS seconds, and its phases (queue, start-up, work) in seconds."""
     started = time.perf_counter()
     run_id = system.launch_run("sync_ghl_calls", config, tags)
     status = system.wait_run(run_id, timeout=900, poll=0.05)
     elapsed = time.perf_counter() - started
     if status != "SUCCESS":
         raise SystemExit(f"sync_ghl_calls {run_id} ended {status}\n{system.logs()}")
-    run = system.run(run_id)
-    queued = (run["startTime"] or run["creationTime"]) - run["creationTime"]
-    return elapsed, queued
+    ev = system.run_lifecycle(run_id)
+    created = system.run(run_id)["creationTime"]
+    launched = ev.get("RunStartingEvent", created)
+    begun = ev.get("RunStartEvent", launched)
+    phases = {
+        "queue": launched - created,  # QUEUED until the coordinator launched it
+        "startup": begun - launched,  # STARTING: the run worker's process spawns and loads the code
+        "work": ev.get("RunSuccessEvent", begun) - begun,
+    }
+    return elapsed, phases
 
 
 def measure(name: str, args, *, simulator, server_url: str, admin_url: str, work: Path) -> dict:
@@ -202,6 +215,8 @@ def measure(name: str, args, *, simulator, server_url: str, admin_url: str, work
     out: dict = {"name": name, "yaml": yaml_text}
     with deployed_system(work / name, env=env, dagster_yaml=yaml_text, stop_instigators=True) as system:
         system.add_dynamic_partitions([loc.name for loc in locations])
+        if args.pool_limit is not None:  # at runtime, over the yaml's pools.default_limit
+            system.set_pool_limit("ghl_all_calls", args.pool_limit)
         system.launch_run("health_check")  # warm-up (first run loads the code)
         timed_sync(system, sync_config, tags)
         idle = [timed_sync(system, sync_config, tags) for _ in range(args.rounds)]
@@ -228,6 +243,9 @@ def measure(name: str, args, *, simulator, server_url: str, admin_url: str, work
                 during.append(sample)
             done = system.wait_backfill(backfill_id, timeout=args.backfill_timeout)
             wall = time.monotonic() - t0
+        # idle again after the backfill: the baseline is taken on both sides, so drift in the
+        # machine's other load hits idle and during alike
+        idle += [timed_sync(system, sync_config, tags) for _ in range(args.rounds)]
         runs = done["runs"]
         epoch = time.time() - (time.monotonic() - t0)  # wall-clock time of the backfill's launch
         timeline = sorted(
@@ -238,9 +256,9 @@ def measure(name: str, args, *, simulator, server_url: str, admin_url: str, work
         all_runs = system.runs()
         out.update(
             idle=[s for s, _ in idle],
-            idle_queue=[q for _, q in idle],
+            idle_phases=[q for _, q in idle],
             during=[s for s, _ in during],
-            during_queue=[q for _, q in during],
+            during_phases=[q for _, q in during],
             peak_processes=sampler.peak_count,
             peak_rss=sampler.peak_rss,
             samples=sampler.samples,
@@ -261,17 +279,34 @@ def _med(xs: list[float]) -> str:
     return f"{statistics.median(xs):.2f}" if xs else "n/a"
 
 
+def _limits(yaml_text: str) -> str:
+    """The limits a dagster.yaml sets, for the printout."""
+    import yaml
+
+    cfg = yaml.safe_load(yaml_text)
+    runs = cfg.get("concurrency", {}).get("runs", {})
+    pools = cfg.get("concurrency", {}).get("pools", {})
+    dequeue = cfg.get("run_coordinator", {}).get("config", {}).get("dequeue_interval_seconds", 5)
+    return (
+        f"max_concurrent_runs {runs.get('max_concurrent_runs')}, pool default_limit "
+        f"{pools.get('default_limit')} (granularity {pools.get('granularity')}), dequeue every {dequeue} s"
+    )
+
+
 def report(result: dict, args) -> None:
     name = result["name"]
     idle, during = result["idle"], result["during"]
     ratio = statistics.median(during) / statistics.median(idle) if idle and during else float("nan")
-    limit = "unbounded" if name == "default" else f"max_concurrent_runs {args.max_runs}"
-    if name in ("tag", "pool", "pool5"):
-        limit += f", backfill lane {args.lane}"
-    print(
-        f"[{name}] {limit}"
-        + ("" if name == "default" else f", dequeue every {5 if name.endswith('5') else args.dequeue} s")
-    )
+    if name == "recommended":
+        print(f"[recommended] {RECOMMENDED.relative_to(REPO)}: {_limits(result['yaml'])}")
+    else:
+        limit = "unbounded" if name == "default" else f"max_concurrent_runs {args.max_runs}"
+        if name in ("tag", "pool", "pool5"):
+            limit += f", backfill lane {args.lane}"
+        print(
+            f"[{name}] {limit}"
+            + ("" if name == "default" else f", dequeue every {5 if name.endswith('5') else args.dequeue} s")
+        )
     print(
         f"  dashboard sync launch→SUCCESS: idle median {_med(idle)} s "
         f"(min {min(idle):.2f}, max {max(idle):.2f}, n={len(idle)}); "
@@ -279,10 +314,12 @@ def report(result: dict, args) -> None:
         + (f" (min {min(during):.2f}, max {max(during):.2f}, n={len(during)})" if during else " (n=0)")
         + f"; ratio {ratio:.2f}x (target ≤ 1.5x)"
     )
-    print(
-        f"  dashboard queue wait (creation→start): idle median {_med(result['idle_queue'])} s, "
-        f"during {_med(result['during_queue'])} s"
-    )
+    for label, key in (("idle", "idle_phases"), ("during", "during_phases")):
+        phases = result[key]
+        print(
+            f"  dashboard phases {label:6s} (medians): queued {_med([p['queue'] for p in phases])} s, "
+            f"worker start-up {_med([p['startup'] for p in phases])} s, work {_med([p['work'] for p in phases])} s"
+        )
     print(
         f"  run processes during the backfill: peak {result['peak_processes']} live "
         f"(peak total RSS {result['peak_rss'] / 2**20:.0f} MiB; {result['samples']} samples every 0.5 s); "
@@ -298,6 +335,8 @@ def report(result: dict, args) -> None:
             "  backfill runs (s after launch: created / started / ended): "
             + "; ".join(f"{c:.0f}/{s:.0f}/{e:.0f}" for c, s, e in result["timeline"])
         )
+    if args.pool_limit is not None:
+        print(f"  (pool ghl_all_calls limit set to {args.pool_limit} at runtime over GraphQL)")
     sys.stdout.flush()
 
 
@@ -305,7 +344,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--config", default="pool", choices=CONFIG_NAMES, help="the configuration to measure")
+    parser.add_argument(
+        "--config", default="recommended", choices=CONFIG_NAMES, help="the configuration to measure"
+    )
     parser.add_argument("--compare", default="", help="comma-separated configurations to measure instead")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--days", type=int, default=90)
@@ -321,6 +362,12 @@ def main(argv: list[str] | None = None) -> None:
         help="seconds between the first backfill run and the first timed sync",
     )
     parser.add_argument("--backfill-timeout", type=float, default=1200.0)
+    parser.add_argument(
+        "--pool-limit",
+        type=int,
+        default=None,
+        help="set pool ghl_all_calls's limit at runtime (GraphQL setConcurrencyLimit) before the backfill",
+    )
     parser.add_argument("--show-yaml", action="store_true")
     parser.add_argument(
         "--timeline", action="store_true", help="print when each backfill run was created, started, ended"

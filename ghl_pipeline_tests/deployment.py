@@ -165,6 +165,19 @@ class DeployedSystem:
         """The run's status (QUEUED, STARTING, STARTED, SUCCESS, FAILURE, ...)."""
         return self.run(run_id)["status"]
 
+    def run_lifecycle(self, run_id: str) -> dict[str, float]:
+        """Epoch seconds of the run's lifecycle events: ``{"RunEnqueuedEvent": t, "RunDequeuedEvent": t,
+        "RunStartingEvent": t, "RunStartEvent": t, "RunSuccessEvent": t, ...}`` (first of each type)."""
+        data = self.graphql(_RUN_EVENTS, {"id": run_id})["runOrError"]
+        if data["__typename"] != "Run":
+            raise DeploymentError(f"run {run_id}: {data}")
+        out: dict[str, float] = {}
+        for event in data["eventConnection"]["events"]:
+            name = event["__typename"]
+            if name.startswith("Run") and name not in out and event.get("timestamp"):
+                out[name] = int(event["timestamp"]) / 1000.0
+        return out
+
     def wait_run(self, run_id: str, timeout: float = 300.0, poll: float = 0.1) -> str:
         """Wait until the run is SUCCESS, FAILURE or CANCELED; returns that status.
 
@@ -244,6 +257,11 @@ class DeployedSystem:
         """Every run of the instance (newest first): ``runId jobName status tags``."""
         data = self.graphql(_RUNS, {"limit": limit})["runsOrError"]
         return data["results"]
+
+    def set_pool_limit(self, pool: str, limit: int) -> None:
+        """``setConcurrencyLimit``: the pool's limit at runtime (kept in the instance, over ``default_limit``)."""
+        if not self.graphql(_SET_POOL_LIMIT, {"key": pool, "limit": limit})["setConcurrencyLimit"]:
+            raise DeploymentError(f"setConcurrencyLimit {pool} {limit} refused")
 
     def daemon_statuses(self) -> dict[str, dict[str, Any]]:
         """``{daemonType: {healthy, required, lastHeartbeatTime}}`` from ``instance.daemonHealth``."""
@@ -562,6 +580,14 @@ _RUN = """
 query($id: ID!) { runOrError(runId: $id) { __typename
   ... on Run { runId jobName status creationTime startTime endTime tags { key value } }
   ... on RunNotFoundError { message } ... on PythonError { message } } }"""
+
+_RUN_EVENTS = """
+query($id: ID!) { runOrError(runId: $id) { __typename
+  ... on Run { eventConnection(limit: 1000) { events { __typename ... on MessageEvent { timestamp } } } }
+  ... on RunNotFoundError { message } ... on PythonError { message } } }"""
+
+_SET_POOL_LIMIT = """
+mutation($key: String!, $limit: Int!) { setConcurrencyLimit(concurrencyKey: $key, limit: $limit) }"""
 
 _RUNS = """
 query($limit: Int) { runsOrError(limit: $limit) { ... on Runs { results {
