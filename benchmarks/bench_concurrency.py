@@ -32,7 +32,8 @@ Configurations (``--max-runs`` M, ``--lane`` L, ``--dequeue`` D seconds):
 - ``pool``: ``queued`` + ``pools: {granularity: run, default_limit: L}``: every run of the
   ``all_calls`` asset (``@asset(pool="ghl_all_calls")``) holds a pool slot, so at most L of them run
   and M - L slots stay free for the dashboard's ``sync_ghl_calls`` (which uses no pool);
-- ``pool5``: ``pool`` with the 5 s default dequeue interval.
+- ``pool5``: ``pool`` with the 5 s default dequeue interval;
+- ``pool1``: ``pool`` with a backfill lane of 1.
 
 ``--busy-calls-per-day`` scales the busy demo project (Globex Solar; the simulator's default is
 3000) to keep the wall time down; what was used is printed.
@@ -90,7 +91,7 @@ POOL_LANE = """\
     granularity: run
     default_limit: {lane}
 """
-CONFIG_NAMES = ("recommended", "default", "queued", "queued5", "tag", "pool", "pool5")
+CONFIG_NAMES = ("recommended", "default", "queued", "queued5", "tag", "pool", "pool5", "pool1")
 RECOMMENDED = REPO / "benchmarks" / "dagster.recommended.yaml"
 
 
@@ -105,7 +106,7 @@ def instance_yaml(name: str, *, max_runs: int, lane: int, dequeue: int) -> str:
     if name == "tag":
         text += TAG_LANE.format(lane=lane)
     if name.startswith("pool"):
-        text += POOL_LANE.format(lane=lane)
+        text += POOL_LANE.format(lane=1 if name == "pool1" else lane)
     return text
 
 
@@ -301,8 +302,8 @@ def report(result: dict, args) -> None:
         print(f"[recommended] {RECOMMENDED.relative_to(REPO)}: {_limits(result['yaml'])}")
     else:
         limit = "unbounded" if name == "default" else f"max_concurrent_runs {args.max_runs}"
-        if name in ("tag", "pool", "pool5"):
-            limit += f", backfill lane {args.lane}"
+        if name in ("tag", "pool", "pool5", "pool1"):
+            limit += f", backfill lane {1 if name == 'pool1' else args.lane}"
         print(
             f"[{name}] {limit}"
             + ("" if name == "default" else f", dequeue every {5 if name.endswith('5') else args.dequeue} s")
