@@ -209,7 +209,6 @@ def measure(name: str, args, *, simulator, server_url: str, admin_url: str, work
     last = date.today() - timedelta(days=1)
     first = last - timedelta(days=args.days - 1)
     env = {
-        "GHL_BACKGROUND_NICE": str(args.nice),
         "DATABASE_URL": db_url,
         "GHL_API_BASE_URL": server_url,
         "GHL_PARTITIONS_START": (first - timedelta(days=5)).isoformat(),
@@ -337,8 +336,6 @@ def report(result: dict, args) -> None:
             "  backfill runs (s after launch: created / started / ended): "
             + "; ".join(f"{c:.0f}/{s:.0f}/{e:.0f}" for c, s, e in result["timeline"])
         )
-    if args.nice:
-        print(f"  (all_calls run workers reniced by {args.nice}: GHL_BACKGROUND_NICE)")
     if args.pool_limit is not None:
         print(f"  (pool ghl_all_calls limit set to {args.pool_limit} at runtime over GraphQL)")
     sys.stdout.flush()
@@ -371,12 +368,6 @@ def main(argv: list[str] | None = None) -> None:
         type=int,
         default=None,
         help="set pool ghl_all_calls's limit at runtime (GraphQL setConcurrencyLimit) before the backfill",
-    )
-    parser.add_argument(
-        "--nice",
-        type=int,
-        default=0,
-        help="GHL_BACKGROUND_NICE for the runs: all_calls runs renice themselves",
     )
     parser.add_argument("--show-yaml", action="store_true")
     parser.add_argument(

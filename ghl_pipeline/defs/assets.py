@@ -1,7 +1,5 @@
 """The `all_calls` asset: one partition per project per local calendar day."""
 
-import contextlib
-import os
 from collections import defaultdict
 from datetime import date
 
@@ -48,7 +46,6 @@ def all_calls(
     context: dg.AssetExecutionContext, ghl: GHLResource, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
     """Sync the partitions of this run from GHL into ``all_calls``."""
-    _lower_cpu_priority()
     days_by_project: dict[str, list[date]] = defaultdict(list)
     for key in context.partition_keys:
         day, project_name = split_partition_key(key)
@@ -107,19 +104,6 @@ def all_calls(
         },
         check_results=[check],
     )
-
-
-def _lower_cpu_priority() -> None:
-    """Background work yields the CPU: ``GHL_BACKGROUND_NICE`` (e.g. 10) raises this run worker's niceness.
-
-    Every run of this asset is background work (backfills, sensors, schedules); the dashboard's
-    ``sync_ghl_calls`` is not, so on a small machine its run keeps the cores while a backfill runs.
-    Unset or 0: unchanged. The worker process serves only this run, so it is not reset afterwards.
-    """
-    raw = os.environ.get("GHL_BACKGROUND_NICE", "").strip()
-    if raw and raw != "0":
-        with contextlib.suppress(ValueError, OSError):  # a bad value, or no nice here: run as is
-            os.nice(int(raw))
 
 
 def _reconciliation_result(by_project: dict[str, dict[str, int]]) -> dg.AssetCheckResult:
