@@ -22,7 +22,7 @@ an embedded warehouse Postgres (a fresh database per configuration). Then:
 Configurations (``--max-runs`` M, ``--lane`` L, ``--dequeue`` D seconds):
 
 - ``recommended`` (the default): ``benchmarks/dagster.recommended.yaml`` as it is (today: the
-  ``pool`` configuration with M=3, L=2, D=1), dashboard runs tagged ``dagster/priority: 10``;
+  ``pool1`` configuration: M=3, L=1, D=1), dashboard runs tagged ``dagster/priority: 10``;
 - ``default``: the repo's dagster.yaml (DefaultRunCoordinator: every run launches at once);
 - ``queued``: QueuedRunCoordinator, ``dequeue_interval_seconds: D``, ``max_concurrent_runs: M``,
   dashboard runs tagged ``dagster/priority: 10``;
