@@ -120,7 +120,7 @@ class DeployedSystem:
     url: str  # GraphQL endpoint
     env: dict[str, str]
     webserver: subprocess.Popen
-    daemon: subprocess.Popen
+    daemon: subprocess.Popen | None
     _client: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=60), repr=False)
 
     # ------------------------------------------------------------------ GraphQL
@@ -165,6 +165,19 @@ class DeployedSystem:
     def run_status(self, run_id: str) -> str:
         """The run's status (QUEUED, STARTING, STARTED, SUCCESS, FAILURE, ...)."""
         return self.run(run_id)["status"]
+
+    def run_lifecycle(self, run_id: str) -> dict[str, float]:
+        """Epoch seconds of the run's lifecycle events: ``{"RunEnqueuedEvent": t, "RunDequeuedEvent": t,
+        "RunStartingEvent": t, "RunStartEvent": t, "RunSuccessEvent": t, ...}`` (first of each type)."""
+        data = self.graphql(_RUN_EVENTS, {"id": run_id})["runOrError"]
+        if data["__typename"] != "Run":
+            raise DeploymentError(f"run {run_id}: {data}")
+        out: dict[str, float] = {}
+        for event in data["eventConnection"]["events"]:
+            name = event["__typename"]
+            if name.startswith("Run") and name not in out and event.get("timestamp"):
+                out[name] = int(event["timestamp"]) / 1000.0
+        return out
 
     def wait_run(self, run_id: str, timeout: float = 300.0, poll: float = 0.1) -> str:
         """Wait until the run is SUCCESS, FAILURE or CANCELED; returns that status.
@@ -246,6 +259,11 @@ class DeployedSystem:
         data = self.graphql(_RUNS, {"limit": limit})["runsOrError"]
         return data["results"]
 
+    def set_pool_limit(self, pool: str, limit: int) -> None:
+        """``setConcurrencyLimit``: the pool's limit at runtime (kept in the instance, over ``default_limit``)."""
+        if not self.graphql(_SET_POOL_LIMIT, {"key": pool, "limit": limit})["setConcurrencyLimit"]:
+            raise DeploymentError(f"setConcurrencyLimit {pool} {limit} refused")
+
     def daemon_statuses(self) -> dict[str, dict[str, Any]]:
         """``{daemonType: {healthy, required, lastHeartbeatTime}}`` from ``instance.daemonHealth``."""
         statuses = self.graphql(_DAEMON_HEALTH)["instance"]["daemonHealth"]["allDaemonStatuses"]
@@ -316,9 +334,12 @@ class DeployedSystem:
 
     # ------------------------------------------------------------------ processes
 
+    def _popens(self) -> list[subprocess.Popen]:
+        return [p for p in (self.webserver, self.daemon) if p is not None]
+
     def _roots(self) -> list[psutil.Process]:
         roots = []
-        for popen in (self.webserver, self.daemon):
+        for popen in self._popens():
             with contextlib.suppress(psutil.Error):
                 roots.append(psutil.Process(popen.pid))
         return roots
@@ -331,7 +352,7 @@ class DeployedSystem:
             with contextlib.suppress(psutil.Error):
                 for child in root.children(recursive=True):
                     found[child.pid] = child
-        sessions = {p.pid for p in (self.webserver, self.daemon)}
+        sessions = {p.pid for p in self._popens()}
         home = str(self.dagster_home)
         for proc in psutil.process_iter(["pid"]):
             if proc.pid in found or proc.pid == os.getpid():
@@ -401,7 +422,7 @@ def _is_code_server(cmdline: Sequence[str]) -> bool:
 def stop_processes(system: DeployedSystem, *, grace: float = 20.0) -> None:
     """SIGTERM both process groups and every straggler of ``system``; SIGKILL what is left after ``grace``."""
     victims = system.own_processes()
-    for popen in (system.webserver, system.daemon):
+    for popen in system._popens():
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(popen.pid, signal.SIGTERM)
     for proc in victims:
@@ -411,14 +432,14 @@ def stop_processes(system: DeployedSystem, *, grace: float = 20.0) -> None:
     stragglers = {p.pid: p for p in alive}
     for proc in system.own_processes():  # anything spawned meanwhile
         stragglers.setdefault(proc.pid, proc)
-    for popen in (system.webserver, system.daemon):
+    for popen in system._popens():
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(popen.pid, signal.SIGKILL)
     for proc in stragglers.values():
         with contextlib.suppress(psutil.Error):
             proc.kill()
     psutil.wait_procs(list(stragglers.values()), timeout=10)
-    for popen in (system.webserver, system.daemon):
+    for popen in system._popens():
         with contextlib.suppress(subprocess.TimeoutExpired):
             popen.wait(timeout=10)
 
@@ -433,13 +454,15 @@ def deployed_system(
     workspace: Path = REPO / "workspace.yaml",
     start_timeout: float = START_TIMEOUT,
     inherit_environ: bool = True,
+    stop_instigators: bool = False,
 ) -> Iterator[DeployedSystem]:
     """Run webserver + daemon on a fresh Postgres-backed instance in ``workdir``; see the module docstring.
 
     ``env``: what the runs need (``DATABASE_URL`` of the warehouse, ``GHL_API_BASE_URL``, ...), laid
     over ``os.environ`` (unless ``inherit_environ=False``) minus any ``DAGSTER_*``; ``extra_env`` goes
     on top (e.g. variables the yaml reads with ``{env: ...}``). ``dagster_yaml`` is a path or the yaml
-    text itself.
+    text itself. ``stop_instigators=True`` stops every sensor and schedule over GraphQL *before* the
+    daemon starts, so none of them ticks (benchmarks that must control every run).
     """
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -483,7 +506,20 @@ def deployed_system(
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-            daemon = subprocess.Popen(
+            system = DeployedSystem(
+                workdir=workdir,
+                dagster_home=home,
+                url=f"http://127.0.0.1:{port}/graphql",
+                env=full_env,
+                webserver=webserver,
+                daemon=None,  # set just below
+            )
+            started = time.monotonic()
+            if stop_instigators:
+                _wait_for_webserver(system, port, start_timeout)
+                system.stop_sensors()
+                system.stop_schedules()
+            daemon = system.daemon = subprocess.Popen(
                 [str(bin_dir / "dagster-daemon"), "run", "-w", str(workspace)],
                 cwd=workspace.parent,
                 env=full_env,
@@ -491,15 +527,7 @@ def deployed_system(
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-            system = DeployedSystem(
-                workdir=workdir,
-                dagster_home=home,
-                url=f"http://127.0.0.1:{port}/graphql",
-                env=full_env,
-                webserver=webserver,
-                daemon=daemon,
-            )
-            _wait_until_up(system, port, start_timeout)
+            _wait_until_up(system, port, start_timeout - (time.monotonic() - started))
             yield system
         finally:
             if system is not None:
@@ -514,12 +542,11 @@ def deployed_system(
             daemon_log.close()
 
 
-def _wait_until_up(system: DeployedSystem, port: int, timeout: float) -> None:
+def _wait_for_webserver(system: DeployedSystem, port: int, timeout: float) -> None:
     deadline = time.monotonic() + timeout
-    # 1. the webserver answers (it has loaded the code location by then)
     while True:
         for name, popen in (("dagster-webserver", system.webserver), ("dagster-daemon", system.daemon)):
-            if popen.poll() is not None:
+            if popen is not None and popen.poll() is not None:
                 raise DeploymentError(f"{name} exited with {popen.returncode}\n{system.logs()}")
         with contextlib.suppress(httpx.HTTPError):
             if httpx.get(f"http://127.0.0.1:{port}/server_info", timeout=2).status_code == 200:
@@ -527,6 +554,12 @@ def _wait_until_up(system: DeployedSystem, port: int, timeout: float) -> None:
         if time.monotonic() > deadline:
             raise DeploymentError(f"dagster-webserver did not answer in {timeout:.0f} s\n{system.logs()}")
         time.sleep(0.5)
+
+
+def _wait_until_up(system: DeployedSystem, port: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    # 1. the webserver answers (it has loaded the code location by then)
+    _wait_for_webserver(system, port, timeout)
     # 2. the code location is loaded and every required daemon heartbeats
     last: Any = None
     while True:
@@ -557,6 +590,14 @@ _RUN = """
 query($id: ID!) { runOrError(runId: $id) { __typename
   ... on Run { runId jobName status creationTime startTime endTime tags { key value } }
   ... on RunNotFoundError { message } ... on PythonError { message } } }"""
+
+_RUN_EVENTS = """
+query($id: ID!) { runOrError(runId: $id) { __typename
+  ... on Run { eventConnection(limit: 1000) { events { __typename ... on MessageEvent { timestamp } } } }
+  ... on RunNotFoundError { message } ... on PythonError { message } } }"""
+
+_SET_POOL_LIMIT = """
+mutation($key: String!, $limit: Int!) { setConcurrencyLimit(concurrencyKey: $key, limit: $limit) }"""
 
 _RUNS = """
 query($limit: Int) { runsOrError(limit: $limit) { ... on Runs { results {

@@ -110,6 +110,11 @@ def plan_partitions(
     backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=31),
     # Materializations are logged per partition (exact counts each); none is implied by a return.
     output_required=False,
+    # Every run of this asset (backfills, sensors, schedules) holds a slot of this pool. With
+    # `concurrency.pools.granularity: run` the queued coordinator keeps such runs in the queue, no
+    # process started, while the pool is full, so slots stay free for the dashboard's sync_ghl_calls
+    # (an op job, no pool). Without a limit on the pool it changes nothing.
+    pool="ghl_all_calls",
     kinds={"postgres"},
     check_specs=[
         dg.AssetCheckSpec(

@@ -105,7 +105,8 @@ def sync_calls(
     name="sync_ghl_calls",
     description="The dashboard's on-demand sync: a date range (and optionally one project) from GHL into all_calls.",
     executor_def=dg.in_process_executor,
-    tags={"ghl/job": "sync_ghl_calls"},
+    # The dashboard waits on this run: it goes first in the run queue (background runs: priority 0).
+    tags={"ghl/job": "sync_ghl_calls", "dagster/priority": "10"},
 )
 def sync_ghl_calls() -> None:
     """Op job so the dashboard can pass a date range as config."""
