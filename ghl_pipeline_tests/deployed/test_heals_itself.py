@@ -96,6 +96,8 @@ RECOVERY_ENV = {
 CONVERGE_TIMEOUT = 240.0
 # When the test killed the daemon's code server (epoch seconds), for the tick check of test 6.
 KILLED: dict[str, float] = {}
+# Dagster's daemon refreshes its workspace (and so replaces a dead code server) every 60 s.
+UNREACHABLE_WINDOW = 60 + 30
 
 
 class Warehouse:
@@ -162,7 +164,9 @@ def truth(simulator: GHLSimulator, loc: SimLocation, first: date, last: date) ->
     return {m["id"] for m in simulator.ground_truth(loc.location_id, start, end)}
 
 
-def eventually(check: Callable[[], object], *, timeout: float, what: str, system: DeployedSystem) -> object:
+def eventually(
+    check: Callable[[], object], *, timeout: float, what: str, system: DeployedSystem, poll: float = 2.0
+) -> object:
     """Poll ``check`` until it returns a truthy value; fail with the system's logs after ``timeout``."""
     deadline = time.monotonic() + timeout
     while True:
@@ -171,7 +175,7 @@ def eventually(check: Callable[[], object], *, timeout: float, what: str, system
             return value
         if time.monotonic() > deadline:
             pytest.fail(f"{what}: not within {timeout:.0f} s\n{system.logs(40)}")
-        time.sleep(2)
+        time.sleep(poll)
 
 
 def converged(simulator, warehouse, locs, days_back: tuple[int, int]) -> Callable[[], bool]:
@@ -253,11 +257,15 @@ def test_2_ghl_down_during_a_backfill_then_back_the_failed_partitions_are_retrie
 
 def test_3_a_run_whose_worker_and_code_server_are_killed_is_failed_and_retried(world):
     system, simulator, warehouse = world
-    simulator.faults = Faults(slow_rate=1.0, slow_seconds=0.5)  # a run long enough to kill mid-way
+    # Every GHL answer takes 1 s: the run's first requests (location, users) outlast the kill below,
+    # which lands as soon as the run's heartbeat names its worker, before anything is materialized.
+    simulator.faults = Faults(slow_rate=1.0, slow_seconds=1.0)
     today = local_today(SMITH)
     first, last = today - timedelta(days=30), today - timedelta(days=24)
     run_id = launch_span(system, SMITH, first, last)
-    pid = eventually(lambda: worker_of(system, run_id), timeout=120, what="the run's worker", system=system)
+    pid = eventually(
+        lambda: worker_of(system, run_id), timeout=120, what="the run's worker", system=system, poll=0.2
+    )
     worker = psutil.Process(pid)
     code_server = worker.parent()
     worker.send_signal(signal.SIGKILL)
@@ -335,24 +343,25 @@ def test_6_no_tick_failed_and_no_call_is_stored_twice(world):
     system, _, warehouse = world
     ticks = system.sensor_and_schedule_ticks()
     assert {t.name for t in ticks} >= {"projects_sensor", "missing_days_sensor", "failed_partitions_sensor"}
-    # The one FAILURE tick Dagster itself records: a sensor that ticks while the code server test 3
-    # killed is being restarted by the daemon (~8 s here) reads "Unable to reach the user code server"
-    # (its failure count is not incremented). Every other tick, and every tick of ours, did not fail.
+    # The FAILURE ticks Dagster itself records: the daemon replaces a dead code server when it next
+    # refreshes its workspace (every 60 s, dagster/_daemon/controller.py RELOAD_WORKSPACE_INTERVAL);
+    # until then every tick reads "Unable to reach the user code server" (failure count not
+    # incremented). Those, in that window after test 3's kill, are the only FAILURE ticks allowed.
     killed = KILLED.get("code_server", float("inf"))
     unreachable = [
         t
         for t in ticks
         if t.status == "FAILURE"
         and "Unable to reach the user code server" in (t.error or "")
-        and killed <= t.timestamp <= killed + 30
+        and killed <= t.timestamp <= killed + UNREACHABLE_WINDOW
     ]
     failed = [(t.name, t.timestamp, t.error) for t in ticks if t.status == "FAILURE" and t not in unreachable]
     assert failed == []
-    assert len(unreachable) <= len({t.name for t in ticks})  # at most one per sensor or schedule
     for name in {t.name for t in unreachable}:  # and each ran fine again after the restart
-        assert any(t.name == name and t.timestamp > killed + 30 and t.status != "FAILURE" for t in ticks), (
-            name
-        )
+        assert any(
+            t.name == name and t.timestamp > killed and t.status != "FAILURE" and t not in unreachable
+            for t in ticks
+        ), name
     with warehouse.engine.connect() as conn:
         total, distinct = conn.execute(
             sa.text("SELECT count(*), count(DISTINCT ghl_id) FROM all_calls")
