@@ -83,3 +83,21 @@ def heartbeat_seconds() -> int:
 def stale_run_seconds() -> int:
     """A started run silent this long is dead and marked failed (``GHL_STALE_RUN_SECONDS``, default 120)."""
     return env_int("GHL_STALE_RUN_SECONDS", 120)
+
+
+def background_nice() -> int:
+    """Niceness the run worker of background work takes (``GHL_BACKGROUND_NICE``, default 10; 0 = off).
+
+    Backfills, sensors and the schedule materialize `all_calls`; the dashboard's sync_ghl_calls does
+    not. On a small machine the dashboard's run then gets the CPU first while a backfill runs.
+    """
+    raw = os.environ.get("GHL_BACKGROUND_NICE")
+    if raw is None or raw == "":
+        return 10
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise ValueError(f"GHL_BACKGROUND_NICE must be an integer 0..19, got {raw!r}") from exc
+    if not 0 <= value <= 19:
+        raise ValueError(f"GHL_BACKGROUND_NICE must be an integer 0..19, got {raw!r}")
+    return value

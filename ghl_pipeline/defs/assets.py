@@ -7,6 +7,8 @@ failed the run fails at the end, naming each, and only the failed projects' part
 Partitions whose day has not begun in the project's zone are skipped (left missing), never synced.
 """
 
+import contextlib
+import os
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -15,6 +17,7 @@ from datetime import UTC, date, datetime, timedelta
 import dagster as dg
 import sqlalchemy as sa
 
+from ghl_pipeline.config import background_nice
 from ghl_pipeline.defs.liveness import heartbeat
 from ghl_pipeline.defs.partitions import all_calls_partitions, partition_key, split_partition_key
 from ghl_pipeline.defs.resources import GHLResource, WarehouseResource
@@ -41,6 +44,31 @@ TAG_RECENT_DAYS = "ghl/recent_days"
 def _now() -> datetime:
     """The asset's clock (a seam for tests)."""
     return datetime.now(UTC)
+
+
+_reniced = False
+
+
+def _yield_cpu_to_the_dashboard() -> None:
+    """Lower this run worker's CPU priority once (``GHL_BACKGROUND_NICE``): `all_calls` is background work.
+
+    Only in a process of its own (a Dagster run worker, a backfill worker), never in a main process
+    that executes jobs in-process (tests, `ghl-pipeline sync`).
+    """
+    global _reniced
+    if _reniced:
+        return
+    _reniced = True
+    niceness = background_nice()
+    if niceness and _is_run_worker():
+        with contextlib.suppress(OSError):
+            os.nice(niceness)
+
+
+def _is_run_worker() -> bool:
+    import multiprocessing
+
+    return multiprocessing.current_process().name != "MainProcess"
 
 
 @dataclass
@@ -133,6 +161,7 @@ def all_calls(
 ) -> Iterator[dg.AssetCheckResult]:
     """Sync the partitions of this run from GHL into ``all_calls``, each project on its own."""
     recent = context.run.tags.get(TAG_RECENT_DAYS)
+    _yield_cpu_to_the_dashboard()
     with heartbeat(context):
         engine = warehouse.engine()
         plan = plan_partitions(
