@@ -15,6 +15,7 @@ order on one deployment, each fault after the last, like a week in production co
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import time
@@ -120,6 +121,17 @@ class Warehouse:
         )
         return time.monotonic() - started
 
+    def stop(self) -> None:
+        """Stop the server: pgserver's own cleanup loses track of it after a restart (a new postmaster)."""
+        import pgserver
+
+        self.engine.dispose()
+        with contextlib.suppress(Exception):
+            pgserver.pg_ctl(
+                ["-w", "-m", "fast", "stop"], pgdata=self.server.pgdata, user=self.server.system_user
+            )
+        self.server.cleanup()
+
     def ids(self, project: str, first: date, last: date) -> set[str]:
         with self.engine.connect() as conn:
             return set(
@@ -151,8 +163,7 @@ def world(tmp_path_factory) -> Iterator[tuple[DeployedSystem, GHLSimulator, Ware
             yield system, simulator, warehouse
     finally:
         server.stop()
-        warehouse.engine.dispose()
-        warehouse.server.cleanup()
+        warehouse.stop()
 
 
 def local_today(loc: SimLocation) -> date:
